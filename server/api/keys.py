@@ -1,0 +1,19 @@
+"""Typed application state shared by the REST handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from server.config import Settings
+from server.events.log import EventLog
+from server.events.publisher import Publisher
+from server.realtime.gateway import RealtimeGateway
+from server.store.db import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+DATABASE = web.AppKey("database", Database)
+EVENT_LOG = web.AppKey("event_log", EventLog)
+PUBLISHER = web.AppKey("publisher", Publisher)
+GATEWAY = web.AppKey("gateway", RealtimeGateway)
+METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)

@@ -1,0 +1,47 @@
+"""Probes and metrics: GET /health, /ready, /metrics (no token needed)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from server.api.bodies import json_response
+from server.api.keys import DATABASE, GATEWAY, METRICS_REGISTRY, SETTINGS
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness: the process serves requests and the event loop turns."""
+    gateway = request.app[GATEWAY]
+    return json_response(
+        {
+            "status": "healthy",
+            "node_id": request.app[SETTINGS].node_id,
+            "uptime_s": gateway.stats.uptime_s,
+            "checks": {"event_loop": "ok", "connections": len(gateway.connections)},
+        }
+    )
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Readiness: 200 only when the database answers."""
+    try:
+        await request.app[DATABASE].ping()
+        checks = {"database": "ok"}
+        status = 200
+    except Exception as exc:  # any failure means not ready; say which
+        checks = {"database": f"error: {type(exc).__name__}"}
+        status = 503
+    return json_response({"ready": status == 200, "checks": checks}, status=status)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition."""
+    body = generate_latest(request.app[METRICS_REGISTRY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_routes(app: web.Application) -> None:
+    """Register /health, /ready, /metrics."""
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)

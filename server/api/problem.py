@@ -1,0 +1,90 @@
+"""RFC 9457 problem+json responses: the one way REST reports an error."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import ValidationError
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """An HTTP error with an RFC 9457 body; raise it from any handler."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.title = title or HTTPStatus(status).phrase
+        self.errors = errors
+        self.headers = headers or {}
+        self.code = code
+
+    def response(self, instance: str | None = None) -> web.Response:
+        """The problem+json response."""
+        body: dict[str, Any] = {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.code:
+            body["code"] = self.code
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return web.Response(
+            status=self.status,
+            body=orjson.dumps(body),
+            content_type=PROBLEM_CONTENT_TYPE,
+            headers=self.headers,
+        )
+
+
+def validation_problem(exc: ValidationError) -> Problem:
+    """422 with one entry per invalid field."""
+    errors = [
+        {"loc": [str(p) for p in err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return Problem(422, "request validation failed", errors=errors, code="invalid_request")
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Turn Problems, aiohttp HTTP errors and crashes into problem+json."""
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem.response(request.path)
+    except web.HTTPRequestEntityTooLarge:
+        return Problem(413, "request body too large").response(request.path)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return Problem(exc.status, exc.reason or HTTPStatus(exc.status).phrase, headers=_passthrough(exc)).response(
+            request.path
+        )
+    except Exception:
+        import structlog
+
+        structlog.get_logger(__name__).exception("request_failed", path=request.path, method=request.method)
+        return Problem(500, "internal error").response(request.path)
+
+
+def _passthrough(exc: web.HTTPException) -> dict[str, str]:
+    return {k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after", "www-authenticate"}}

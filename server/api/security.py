@@ -1,0 +1,57 @@
+"""REST authentication: bearer JWT on every route but the open ones, roles per route."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from server.api.problem import Problem
+from server.auth import AuthError, Identity, Role, TokenAuthority
+
+IDENTITY = web.RequestKey("identity", Identity)
+AUTHORITY = web.AppKey("authority", TokenAuthority)
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/", "/openapi.json", "/asyncapi.json", "/docs"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def requires(role: Role) -> Callable[[Handler], Handler]:
+    """Mark a handler as needing at least `role`; enforced by `auth_middleware`."""
+
+    def mark(handler: Handler) -> Handler:
+        handler.required_role = role  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def is_open(path: str) -> bool:
+    """Routes that need no token: probes, metrics, the dashboard and the API documents."""
+    return path in OPEN_PATHS or path.startswith("/static/") or path.startswith("/socket.io")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Verify the bearer token and the route's role."""
+    if is_open(request.path) or request.method == "OPTIONS":
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Problem(401, "missing bearer token", headers={"WWW-Authenticate": 'Bearer realm="immune-core"'}, code="unauthorized")
+    try:
+        identity = request.app[AUTHORITY].verify(token.strip())
+    except AuthError as exc:
+        raise Problem(
+            401,
+            str(exc),
+            headers={"WWW-Authenticate": 'Bearer realm="immune-core", error="invalid_token"'},
+            code="unauthorized",
+        ) from None
+    request[IDENTITY] = identity
+    role: Role = getattr(handler, "required_role", Role.ADMIN)
+    if not identity.has_role(role):
+        raise Problem(403, f"requires role {role.name.lower()}", code="forbidden")
+    return await handler(request)

@@ -1,0 +1,106 @@
+"""Composition root: build_app(settings) wires store, event log, real-time layer and REST API."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from server.api import ops_routes, ws_routes
+from server.api.keys import DATABASE, EVENT_LOG, GATEWAY, METRICS_REGISTRY, PUBLISHER, SETTINGS
+from server.api.problem import problem_middleware
+from server.api.security import AUTHORITY, auth_middleware
+from server.auth import TokenAuthority
+from server.config import Settings
+from server.events.dispatcher import Dispatcher
+from server.events.log import EventLog
+from server.events.publisher import Publisher
+from server.realtime.gateway import RealtimeGateway
+from server.realtime.stats import RealtimeMetrics
+from server.store.db import Database
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+log = structlog.get_logger(__name__)
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Bind a request id to every log line of the request and echo it back."""
+    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex[:16]
+    with structlog.contextvars.bound_contextvars(request_id=request_id[:64]):
+        response = await handler(request)
+    response.headers["X-Request-ID"] = request_id[:64]
+    return response
+
+
+def build_app(settings: Settings) -> web.Application:
+    """Build the whole server for these settings (nothing starts until the app runs)."""
+    app = web.Application(
+        middlewares=[request_id_middleware, problem_middleware, auth_middleware],
+        client_max_size=settings.max_payload_bytes,
+    )
+    db = Database(settings.resolved_database_url())
+    event_log = EventLog(db)
+    dispatcher = Dispatcher(event_log)
+    publisher = Publisher(db, event_log, dispatcher)
+    registry = CollectorRegistry()
+    authority = TokenAuthority(settings)
+    gateway = RealtimeGateway(settings, authority, event_log, dispatcher, RealtimeMetrics(registry))
+    dispatcher.add_sink(gateway)
+
+    app[SETTINGS] = settings
+    app[DATABASE] = db
+    app[EVENT_LOG] = event_log
+    app[PUBLISHER] = publisher
+    app[GATEWAY] = gateway
+    app[METRICS_REGISTRY] = registry
+    app[AUTHORITY] = authority
+
+    gateway.attach(app)
+    ops_routes.add_routes(app)
+    ws_routes.add_routes(app)
+    _add_dashboard(app)
+
+    app.cleanup_ctx.append(_database_ctx)
+    app.cleanup_ctx.append(_realtime_ctx)
+    app.on_shutdown.append(_announce_shutdown)
+    return app
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    db = app[DATABASE]
+    await db.migrate()
+    yield
+    await db.close()
+
+
+async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
+    dispatcher = app[PUBLISHER].dispatcher
+    await dispatcher.start()
+    await app[GATEWAY].start()
+    log.info("serving", node_id=app[SETTINGS].node_id, last_event_id=dispatcher.last_delivered)
+    yield
+    await dispatcher.stop()
+
+
+async def _announce_shutdown(app: web.Application) -> None:
+    gateway = app[GATEWAY]
+    await gateway.shutdown()
+    await asyncio.sleep(0.05)  # let the `disconnected` frames reach the sockets
+
+
+def _add_dashboard(app: web.Application) -> None:
+    index = WEB_DIR / "index.html"
+
+    async def dashboard(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(index)
+
+    app.router.add_get("/", dashboard)
+    if (WEB_DIR / "static").is_dir():
+        app.router.add_static("/static/", WEB_DIR / "static")

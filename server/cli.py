@@ -1,0 +1,146 @@
+"""`immune-core serve | migrate | token | config | listen`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from server.config import Settings
+
+
+def _parse_ttl(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text and text[-1] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port", "data_dir", "database_url", "redis_url", "log_format", "log_level"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the server until SIGINT/SIGTERM."""
+    from aiohttp import web
+
+    from server.app import build_app
+    from server.auth import TokenAuthority
+    from server.logging_setup import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings)
+    app = build_app(settings)
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    authority = TokenAuthority(settings)
+    shown_host = "127.0.0.1" if settings.host in {"0.0.0.0", "::"} else settings.host
+    try:
+        token = authority.mint("admin", ["admin"], ttl_s=12 * 3600)
+        print(
+            f"Dashboard: http://{shown_host}:{settings.port}/#token={token}\n"
+            "(admin token valid 12 h; mint others with `immune-core token --role viewer --sub NAME`)",
+            flush=True,
+        )
+    except Exception:  # public-key deployments cannot mint; they bring their own tokens
+        print(f"Dashboard: http://{shown_host}:{settings.port}/", flush=True)
+    web.run_app(app, host=settings.host, port=settings.port, loop=loop, print=None, shutdown_timeout=5.0)
+    return 0
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but optional at runtime
+        return asyncio.new_event_loop()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply database migrations and exit."""
+    from server.store.db import Database
+
+    async def run() -> None:
+        db = Database(_settings(args).resolved_database_url())
+        await db.migrate()
+        await db.close()
+
+    asyncio.run(run())
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Mint a token signed with this deployment's secret."""
+    from server.auth import TokenAuthority
+
+    authority = TokenAuthority(_settings(args))
+    print(authority.mint(args.sub, [args.role], ttl_s=_parse_ttl(args.ttl), rooms=args.rooms))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Print the effective configuration, secrets masked."""
+    print(json.dumps(_settings(args).masked(), indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    parser = argparse.ArgumentParser(prog="immune-core", description="Active Immune Core real-time event server")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", dest="data_dir")
+        p.add_argument("--database-url", dest="database_url")
+
+    serve = sub.add_parser("serve", help="run the server")
+    common(serve)
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--redis-url", dest="redis_url")
+    serve.add_argument("--log-format", dest="log_format", choices=["json", "console"])
+    serve.add_argument("--log-level", dest="log_level")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    common(migrate)
+    migrate.set_defaults(func=cmd_migrate)
+
+    token = sub.add_parser("token", help="mint a JWT")
+    common(token)
+    token.add_argument("--role", choices=["viewer", "operator", "admin"], default="viewer")
+    token.add_argument("--sub", required=True)
+    token.add_argument("--ttl", default="1h", help="e.g. 30m, 1h, 7d")
+    token.add_argument("--rooms", nargs="*", help="glob patterns of joinable rooms")
+    token.set_defaults(func=cmd_token)
+
+    config = sub.add_parser("config", help="print the effective configuration")
+    common(config)
+    config.set_defaults(func=cmd_config)
+
+    try:
+        from client_sdk.cli import add_listen_command
+    except ImportError:
+        pass
+    else:
+        add_listen_command(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `immune-core` console script."""
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

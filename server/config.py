@@ -1,0 +1,95 @@
+"""Settings: the one place defaults live (IMMUNE_* environment, `.env`, CLI flags)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Built once at start-up and passed down; never read at import."""
+
+    model_config = SettingsConfigDict(env_prefix="IMMUNE_", env_file=".env", extra="ignore")
+
+    # where it listens and stores
+    host: str = Field("127.0.0.1", description="Bind address")
+    port: int = Field(8000, ge=0, le=65535, description="Bind port (0 = ephemeral)")
+    data_dir: Path = Field(Path("data"), description="SQLite file and generated secret live here")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy async URL; default sqlite+aiosqlite in data_dir"
+    )
+    redis_url: str | None = Field(None, description="Redis URL for cluster fan-out; unset = in-process")
+    node_id: str = Field(
+        default_factory=lambda: f"node-{secrets.token_hex(3)}", description="This process's name in a cluster"
+    )
+
+    # security
+    jwt_secret: SecretStr | None = Field(None, description="HS256 secret; generated in data_dir when unset")
+    jwt_public_key: SecretStr | None = Field(None, description="PEM public key for RS256/ES256")
+    jwt_leeway_s: float = Field(5.0, ge=0, description="Clock skew tolerated on exp/nbf")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Allowed browser origins; empty = same origin + localhost"
+    )
+
+    # real-time limits
+    idle_timeout_s: float = Field(300.0, ge=0, description="Disconnect after this long without a client event (0 = off)")
+    max_queue: int = Field(1000, ge=1, description="Per-connection outgoing messages before slow_consumer")
+    send_timeout_s: float = Field(10.0, gt=0, description="A write blocked this long is a slow consumer")
+    max_payload_bytes: int = Field(100_000, ge=1024, description="Largest Socket.IO message or REST body")
+    max_rooms_per_connection: int = Field(100, ge=1, description="Rooms one connection may join")
+    max_filter_size: int = Field(64, ge=1, description="Event types one filter may hold")
+    ping_interval_s: float = Field(25.0, gt=0, description="Engine.IO heartbeat interval")
+    ping_timeout_s: float = Field(20.0, gt=0, description="Engine.IO heartbeat timeout")
+
+    # rate limits (token buckets)
+    client_events_per_min: float = Field(60.0, gt=0, description="Client events per connection, sustained")
+    client_events_burst: int = Field(20, ge=1, description="Client events per connection, burst")
+    rest_per_min: float = Field(600.0, gt=0, description="REST calls per identity, sustained")
+    rest_burst: int = Field(100, ge=1, description="REST calls per identity, burst")
+    connects_per_min_per_ip: float = Field(600.0, gt=0, description="Connection attempts per IP")
+    max_connections_per_user: int = Field(100, ge=1, description="Concurrent connections per token subject")
+
+    # event log
+    event_retention_count: int = Field(100_000, ge=1, description="Events kept in the log")
+    event_retention_seconds: float = Field(86_400.0, gt=0, description="Oldest event age kept")
+    replay_cap: int = Field(10_000, ge=1, description="Most events replayed on one resume")
+
+    # operations
+    metrics_interval_s: float = Field(10.0, gt=0, description="metrics_updated period to the system room")
+    log_level: str = Field("info", description="structlog level")
+    log_format: Literal["json", "console"] = Field("json", description="json in production, console for dev")
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under data_dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'immune.db').resolve()}"
+
+    def masked(self) -> dict[str, Any]:
+        """Effective configuration with every secret masked, for `immune-core config`."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                shown[name] = "********" if value.get_secret_value() else None
+            elif name in {"database_url", "redis_url"} and isinstance(value, str):
+                shown[name] = _mask_url_password(value)
+            elif isinstance(value, Path):
+                shown[name] = str(value)
+            else:
+                shown[name] = value
+        shown["database_url"] = _mask_url_password(self.resolved_database_url())
+        return shown
+
+
+def _mask_url_password(url: str) -> str:
+    """Replace the password part of a URL with asterisks."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user, colon, _ = creds.partition(":")
+    return f"{scheme}://{user}{':********' if colon else ''}@{host}"

@@ -1,0 +1,41 @@
+"""Per-connection state in one small object (Home Assistant's ActiveConnection)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from client_sdk.protocol import utc_now
+from server.auth import Identity
+
+
+@dataclass(slots=True)
+class Connection:
+    """What the server knows about one Socket.IO connection."""
+
+    sid: str
+    eio_sid: str
+    client_id: str
+    identity: Identity
+    remote_addr: str | None = None
+    rooms: list[str] = field(default_factory=list)
+    event_types: list[str] = field(default_factory=list)
+    connected_at: datetime = field(default_factory=utc_now)
+    last_activity: datetime = field(default_factory=utc_now)
+    last_activity_monotonic: float = field(default_factory=time.monotonic)
+    messages_sent: int = 0
+    messages_received: int = 0
+    active: bool = False
+    closing: bool = False
+
+    @property
+    def connection_id(self) -> str:
+        """The public id of this connection (the Socket.IO sid)."""
+        return self.sid
+
+    def touch(self) -> None:
+        """Record a client event for the idle timeout and `info`."""
+        self.messages_received += 1
+        self.last_activity = utc_now()
+        self.last_activity_monotonic = time.monotonic()

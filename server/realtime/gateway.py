@@ -1,0 +1,372 @@
+"""The Socket.IO side of the server: connect, client events, rooms, kicks, and event delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+from urllib.parse import parse_qs
+
+import socketio
+import structlog
+from aiohttp import web
+from pydantic import ValidationError
+from socketio import packet as sio_packet
+
+from client_sdk.protocol import (
+    Ack,
+    ConnectAuth,
+    ConnectedData,
+    DisconnectedData,
+    DisconnectReason,
+    ErrorCode,
+    ErrorData,
+    EventType,
+    InfoData,
+    format_timestamp,
+    is_subscribable_type,
+    is_valid_room,
+    utc_now,
+)
+from server.auth import AuthError, Identity, TokenAuthority
+from server.config import Settings
+from server.events.dispatcher import Dispatcher
+from server.events.log import EventLog
+from server.events.model import PublishedEvent
+from server.origins import OriginPolicy
+from server.realtime import codec
+from server.realtime.connection import Connection
+from server.realtime.errors import ProtocolError
+from server.realtime.manager import FanoutManager
+from server.realtime.requests import ClientRequests
+from server.realtime.rooms import membership_rooms, target_rooms
+from server.realtime.stats import RealtimeMetrics, RealtimeStats
+
+log = structlog.get_logger(__name__)
+NAMESPACE = "/"
+
+
+class ImmuneSocketServer(socketio.AsyncServer):
+    """AsyncServer that routes every client event through one validating entry point."""
+
+    gateway: RealtimeGateway
+
+    async def _handle_event_internal(
+        self, server: Any, sid: str, eio_sid: str, data: list[Any], namespace: str, id: int | None
+    ) -> None:
+        # Overridden so a handler knows whether the client asked for an ack: a failed request
+        # without one is answered with an `error` event instead (SPEC §5).
+        event = data[0] if data else None
+        reply = await self.gateway.handle_client_event(sid, event, data[1:], wants_ack=id is not None)
+        if id is not None:
+            await server._send_packet(
+                eio_sid, self.packet_class(sio_packet.ACK, namespace=namespace, id=id, data=[reply])
+            )
+
+
+class RealtimeGateway:
+    """Owns the Socket.IO server and every connection's state; the event sink of the dispatcher."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        authority: TokenAuthority,
+        event_log: EventLog,
+        dispatcher: Dispatcher,
+        metrics: RealtimeMetrics,
+        manager: FanoutManager | None = None,
+    ) -> None:
+        self.settings = settings
+        self.authority = authority
+        self.event_log = event_log
+        self.dispatcher = dispatcher
+        self.metrics = metrics
+        self.stats = RealtimeStats()
+        self.origins = OriginPolicy(settings)
+        self.manager = manager or FanoutManager(max_queue=settings.max_queue)
+        self.manager.on_connected = self._activate
+        self.manager.on_overflow = self._on_overflow
+        self.sio = ImmuneSocketServer(
+            client_manager=self.manager,
+            async_mode="aiohttp",
+            json=codec,
+            # Origins are checked in the connect handler so a browser gets `origin_not_allowed`
+            # as connect_error data instead of an opaque HTTP 400.
+            cors_allowed_origins="*",
+            max_http_buffer_size=settings.max_payload_bytes,
+            ping_interval=settings.ping_interval_s,
+            ping_timeout=settings.ping_timeout_s,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.sio.gateway = self
+        self.sio.on("connect", self.on_connect)
+        self.sio.on("disconnect", self.on_disconnect)
+        self.requests = ClientRequests(self)
+        self.connections: dict[str, Connection] = {}
+        self.epoch = ""
+        self._closing: set[str] = set()
+
+    def attach(self, app: web.Application) -> None:
+        """Serve Socket.IO at /socket.io/ on this aiohttp app."""
+        self.sio.attach(app, socketio_path="socket.io")
+
+    async def start(self) -> None:
+        """Load what every `connected` carries."""
+        self.epoch = await self.event_log.epoch()
+
+    # ------------------------------------------------------------------ connect / disconnect
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
+        """Validate the connect (token, origin, client_id, rooms, filter) or refuse it with a code."""
+        try:
+            conn = self._admit(sid, environ, auth)
+        except ProtocolError as exc:
+            self.metrics.refused.labels(code=exc.code.value).inc()
+            log.info("connect_refused", code=exc.code.value, reason=exc.message)
+            raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_connect_error()) from None
+        self.connections[sid] = conn
+        return True
+
+    def _admit(self, sid: str, environ: dict[str, Any], auth: Any) -> Connection:
+        if not self.origins.allows(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST")):
+            raise ProtocolError(ErrorCode.ORIGIN_NOT_ALLOWED, "origin not allowed")
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        fields: dict[str, Any] = dict(auth) if isinstance(auth, dict) else {}
+        if auth is not None and not isinstance(auth, dict):
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "auth must be an object")
+        for name in ("token", "client_id"):
+            if fields.get(name) is None and query.get(name):
+                fields[name] = query[name][0]
+        try:
+            request = ConnectAuth.model_validate(fields)
+        except ValidationError as exc:
+            bad = sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]})
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, f"invalid auth field(s): {', '.join(bad)}", {"fields": bad}) from None
+        try:
+            identity = self.authority.verify(request.token)
+        except AuthError as exc:
+            raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from None
+        rooms = list(dict.fromkeys(request.rooms))
+        for room in rooms:
+            if not is_valid_room(room):
+                raise ProtocolError(ErrorCode.INVALID_REQUEST, f"unknown room: {room}", {"room": room})
+            if not identity.may_join(room):
+                raise ProtocolError(ErrorCode.FORBIDDEN, f"token does not allow room {room}", {"room": room})
+        if len(rooms) > self.settings.max_rooms_per_connection:
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "too many rooms", {"limit": self.settings.max_rooms_per_connection})
+        event_types = list(dict.fromkeys(request.event_types))
+        unknown = [t for t in event_types if not is_subscribable_type(t)]
+        if unknown:
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "unknown event type", {"event_types": unknown})
+        if len(event_types) > self.settings.max_filter_size:
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "filter too large", {"limit": self.settings.max_filter_size})
+        return Connection(
+            sid=sid,
+            eio_sid=self.manager.eio_sid_from_sid(sid, NAMESPACE) or "",
+            client_id=request.client_id or f"client-{secrets.token_hex(6)}",
+            identity=identity,
+            remote_addr=environ.get("REMOTE_ADDR"),
+            rooms=rooms,
+            event_types=event_types,
+        )
+
+    def _activate(self, sid: str) -> None:
+        """Right after the CONNECT packet: send `connected`, then join rooms, with no await between.
+
+        Joining here rather than in the connect handler is what makes `connected` the first
+        event: nothing can be delivered to the connection before it is in a room.
+        """
+        conn = self.connections.get(sid)
+        if conn is None:
+            return
+        data = ConnectedData(
+            connection_id=conn.connection_id,
+            client_id=conn.client_id,
+            user=conn.identity.subject,
+            roles=list(conn.identity.roles),
+            rooms=list(conn.rooms),
+            event_types=list(conn.event_types),
+            last_event_id=self.dispatcher.last_delivered,
+            epoch=self.epoch,
+            recovered=None,
+            replayed=0,
+            server_time=utc_now(),
+            node_id=self.settings.node_id,
+        )
+        self.send_direct(conn, EventType.CONNECTED, data.model_dump(mode="json"))
+        self._join(conn, conn.rooms, conn.event_types, previous=None)
+        conn.active = True
+        self.stats.total_connections += 1
+        self.metrics.connects.inc()
+        self.metrics.connections.set(len(self.connections))
+        self._update_room_gauge()
+        log.info("connected", connection_id=sid, client_id=conn.client_id, user=conn.identity.subject)
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        """Forget the connection."""
+        conn = self.connections.pop(sid, None)
+        self._closing.discard(sid)
+        if conn is None:
+            return
+        if conn.active:
+            self.stats.total_disconnections += 1
+            self.metrics.disconnects.inc()
+        self.metrics.connections.set(len(self.connections))
+        self._update_room_gauge()
+        log.info("disconnected", connection_id=sid, client_id=conn.client_id, reason=str(reason))
+
+    # ------------------------------------------------------------------ rooms and filters
+
+    def set_membership(self, conn: Connection, rooms: list[str], event_types: list[str]) -> None:
+        """Move the connection to exactly these rooms and this filter, atomically."""
+        previous = (list(conn.rooms), list(conn.event_types))
+        conn.rooms = list(rooms)
+        conn.event_types = list(event_types)
+        if conn.active:
+            self._join(conn, conn.rooms, conn.event_types, previous=previous)
+            self._update_room_gauge()
+
+    def _join(
+        self,
+        conn: Connection,
+        rooms: list[str],
+        event_types: list[str],
+        previous: tuple[list[str], list[str]] | None,
+    ) -> None:
+        # Synchronous on purpose: no event can be delivered between leaving and entering rooms.
+        wanted = membership_rooms(rooms, event_types) | set(rooms)
+        current = membership_rooms(*previous) | set(previous[0]) if previous else set()
+        for room in current - wanted:
+            self.manager.basic_leave_room(conn.sid, NAMESPACE, room)
+        for room in wanted - current:
+            self.manager.basic_enter_room(conn.sid, NAMESPACE, room)
+
+    # ------------------------------------------------------------------ client events
+
+    async def handle_client_event(self, sid: str, event: Any, args: list[Any], wants_ack: bool) -> dict[str, Any]:
+        """Run one client event; the reply is the ack body (also the basis of an `error` event)."""
+        conn = self.connections.get(sid)
+        name = event if isinstance(event, str) else repr(event)
+        if conn is None:
+            ack = ProtocolError(ErrorCode.INVALID_REQUEST, "not connected").to_ack()
+            return ack.model_dump(mode="json")
+        conn.touch()
+        self.stats.messages_received += 1
+        handler = self.requests.handlers.get(name)
+        try:
+            if handler is None:
+                raise ProtocolError(ErrorCode.UNKNOWN_ACTION, f"unknown action: {name[:64]}", {"event": name[:64]})
+            ack = await handler(conn, args[0] if args else {})
+        except ProtocolError as exc:
+            ack = exc.to_ack()
+        except Exception:
+            log.exception("client_event_failed", connection_id=sid, client_id=conn.client_id, event=name[:64])
+            ack = ProtocolError(ErrorCode.INTERNAL_ERROR, "internal error").to_ack()
+        outcome = "ok" if ack.success else (ack.error.code.value if ack.error else "error")
+        self.metrics.client_events.labels(event=name if handler else "unknown", outcome=outcome).inc()
+        if not ack.success and not wants_ack and ack.error is not None:
+            error = ErrorData(code=ack.error.code, message=ack.message, details=ack.error.details, request=name[:64])
+            self.send_direct(conn, EventType.ERROR, error.model_dump(mode="json"))
+        return ack.model_dump(mode="json", exclude_none=True)
+
+    def describe(self, conn: Connection) -> InfoData:
+        """The `info` data of a connection (also served by GET /ws/connections/{id})."""
+        return InfoData(
+            connection_id=conn.connection_id,
+            client_id=conn.client_id,
+            user=conn.identity.subject,
+            roles=list(conn.identity.roles),
+            rooms=list(conn.rooms),
+            event_types=list(conn.event_types),
+            connected_at=conn.connected_at,
+            last_activity=conn.last_activity,
+            messages_sent=self.manager.sent_by_sid.get(conn.sid, 0),
+            messages_received=conn.messages_received,
+        )
+
+    # ------------------------------------------------------------------ delivery
+
+    def deliver(self, event: PublishedEvent) -> None:
+        """EventSink: emit a committed event to exactly the connections of the §5 predicate."""
+        sent = self.manager.emit_now(
+            event.event_type, event.envelope(), NAMESPACE, target_rooms(event.rooms, event.event_type)
+        )
+        self.stats.events_published += 1
+        self.metrics.events_published.labels(event_type=event.event_type).inc()
+        self.metrics.deliveries.inc(sent)
+
+    def send_direct(self, conn: Connection, event_type: EventType, data: dict[str, Any]) -> None:
+        """Send a connection-only event (`connected`, `disconnected`, `error`): event_id null."""
+        envelope = {
+            "event_id": None,
+            "event_type": event_type.value,
+            "timestamp": format_timestamp(utc_now()),
+            "data": data,
+            "source": "server",
+            "room": None,
+        }
+        self.manager.emit_now(event_type.value, envelope, NAMESPACE, conn.sid)
+
+    async def close_connection(self, sid: str, reason: DisconnectReason, message: str = "") -> bool:
+        """Send `disconnected` with the reason, then close the connection."""
+        conn = self.connections.get(sid)
+        if conn is None or sid in self._closing:
+            return False
+        self._closing.add(sid)
+        data = DisconnectedData(reason=reason, message=message)
+        self.send_direct(conn, EventType.DISCONNECTED, data.model_dump(mode="json"))
+        await self.sio.disconnect(sid)
+        return True
+
+    def _on_overflow(self, sid: str) -> None:
+        if sid in self._closing:
+            return
+        self.stats.slow_consumer_disconnects += 1
+        asyncio.get_running_loop().create_task(
+            self.close_connection(sid, DisconnectReason.SLOW_CONSUMER, "outgoing queue full")
+        )
+
+    async def shutdown(self) -> None:
+        """Tell every connection the server is going away, then close them all."""
+        await asyncio.gather(
+            *(self.close_connection(sid, DisconnectReason.SERVER_SHUTDOWN, "server shutting down") for sid in list(self.connections)),
+            return_exceptions=True,
+        )
+
+    # ------------------------------------------------------------------ stats
+
+    def room_members(self) -> dict[str, int]:
+        """Public room → number of local members."""
+        counts: dict[str, int] = {}
+        for conn in self.connections.values():
+            for room in conn.rooms:
+                counts[room] = counts.get(room, 0) + 1
+        return counts
+
+    def _update_room_gauge(self) -> None:
+        self.metrics.rooms.set(len(self.room_members()))
+
+    def snapshot(self) -> dict[str, Any]:
+        """This node's figures for GET /ws/stats (SPEC §8)."""
+        rooms = self.room_members()
+        return {
+            "node_id": self.settings.node_id,
+            "active_connections": len(self.connections),
+            "total_connections": self.stats.total_connections,
+            "total_disconnections": self.stats.total_disconnections,
+            "total_rooms": len(rooms),
+            "messages_sent": self.manager.deliveries,
+            "messages_received": self.stats.messages_received,
+            "rooms": rooms,
+            "uptime_s": self.stats.uptime_s,
+            "events_published": self.stats.events_published,
+            "events_replayed": self.stats.events_replayed,
+            "rate_limited": self.stats.rate_limited,
+            "slow_consumer_disconnects": self.stats.slow_consumer_disconnects,
+        }
+
+    def identity_of(self, sid: str) -> Identity | None:
+        """The identity of a live connection."""
+        conn = self.connections.get(sid)
+        return conn.identity if conn else None

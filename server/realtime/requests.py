@@ -1,0 +1,127 @@
+"""The acknowledged client events of SPEC §5: ping, join, leave, subscribe, unsubscribe, info."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from client_sdk.protocol import (
+    Ack,
+    ErrorCode,
+    FilterData,
+    FilterRequest,
+    InfoData,
+    PongData,
+    RoomRequest,
+    RoomsData,
+    is_subscribable_type,
+    is_valid_room,
+    utc_now,
+)
+from server.realtime.connection import Connection
+from server.realtime.errors import ProtocolError
+
+if TYPE_CHECKING:
+    from server.realtime.gateway import RealtimeGateway
+
+Handler = Callable[[Connection, Any], Awaitable[Ack]]
+M = TypeVar("M", bound=BaseModel)
+
+
+class ClientRequests:
+    """Validates and executes client events; every outcome is an Ack, never an exception."""
+
+    def __init__(self, gateway: RealtimeGateway) -> None:
+        self.gateway = gateway
+        self.settings = gateway.settings
+        self.handlers: dict[str, Handler] = {
+            "ping": self.ping,
+            "join": self.join,
+            "leave": self.leave,
+            "subscribe": self.subscribe,
+            "unsubscribe": self.unsubscribe,
+            "info": self.info,
+        }
+
+    async def ping(self, conn: Connection, _arg: Any) -> Ack:
+        """Answer `pong` with the server's clock."""
+        return _ok("pong", PongData(server_time=utc_now()))
+
+    async def join(self, conn: Connection, arg: Any) -> Ack:
+        """Join one public room."""
+        room = _parse(RoomRequest, arg).room
+        self.check_room(conn, room)
+        if room in conn.rooms:
+            return _ok("already in room", RoomsData(room=room, rooms=list(conn.rooms)))
+        if len(conn.rooms) >= self.settings.max_rooms_per_connection:
+            raise ProtocolError(
+                ErrorCode.INVALID_REQUEST,
+                "too many rooms for one connection",
+                {"limit": self.settings.max_rooms_per_connection},
+            )
+        self.gateway.set_membership(conn, [*conn.rooms, room], conn.event_types)
+        return _ok(f"joined {room}", RoomsData(room=room, rooms=list(conn.rooms)))
+
+    async def leave(self, conn: Connection, arg: Any) -> Ack:
+        """Leave one public room (leaving a room not joined is a no-op)."""
+        room = _parse(RoomRequest, arg).room
+        if not is_valid_room(room):
+            raise ProtocolError(ErrorCode.UNKNOWN_ROOM, f"unknown room: {room}", {"room": room})
+        if room not in conn.rooms:
+            return _ok("not in room", RoomsData(room=room, rooms=list(conn.rooms)))
+        self.gateway.set_membership(conn, [r for r in conn.rooms if r != room], conn.event_types)
+        return _ok(f"left {room}", RoomsData(room=room, rooms=list(conn.rooms)))
+
+    async def subscribe(self, conn: Connection, arg: Any) -> Ack:
+        """Add types to the filter; all or nothing."""
+        wanted = self.check_event_types(_parse(FilterRequest, arg).event_types)
+        merged = list(dict.fromkeys([*conn.event_types, *wanted]))
+        if len(merged) > self.settings.max_filter_size:
+            raise ProtocolError(
+                ErrorCode.INVALID_REQUEST, "filter too large", {"limit": self.settings.max_filter_size}
+            )
+        self.gateway.set_membership(conn, conn.rooms, merged)
+        return _ok("subscribed", FilterData(event_types=list(conn.event_types)))
+
+    async def unsubscribe(self, conn: Connection, arg: Any) -> Ack:
+        """Remove types from the filter; removing the last one means "all types" again."""
+        unwanted = set(self.check_event_types(_parse(FilterRequest, arg).event_types))
+        self.gateway.set_membership(conn, conn.rooms, [t for t in conn.event_types if t not in unwanted])
+        return _ok("unsubscribed", FilterData(event_types=list(conn.event_types)))
+
+    async def info(self, conn: Connection, _arg: Any) -> Ack:
+        """Describe this connection."""
+        return _ok("info", self.gateway.describe(conn))
+
+    def check_room(self, conn: Connection, room: str) -> None:
+        """Raise unless `room` exists and the connection's token may join it."""
+        if not is_valid_room(room):
+            raise ProtocolError(ErrorCode.UNKNOWN_ROOM, f"unknown room: {room}", {"room": room})
+        if not conn.identity.may_join(room):
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"token does not allow room {room}", {"room": room})
+
+    def check_event_types(self, event_types: list[str]) -> list[str]:
+        """Raise unknown_event_type naming every type that cannot be subscribed to."""
+        unknown = [t for t in event_types if not is_subscribable_type(t)]
+        if unknown:
+            raise ProtocolError(ErrorCode.UNKNOWN_EVENT_TYPE, "unknown event type", {"event_types": unknown})
+        return list(dict.fromkeys(event_types))
+
+
+def _ok(message: str, data: BaseModel | InfoData) -> Ack:
+    return Ack(success=True, message=message, data=data.model_dump(mode="json"))
+
+
+def _parse(model: type[M], arg: Any) -> M:
+    if not isinstance(arg, dict):
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, "argument must be an object", {"expected": "object"})
+    try:
+        return model.model_validate(arg)
+    except ValidationError as exc:
+        details = [
+            {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"], "type": err["type"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ProtocolError(ErrorCode.INVALID_REQUEST, "invalid request", details) from None

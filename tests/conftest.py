@@ -1,0 +1,35 @@
+"""Fixtures: a real server on an ephemeral port, started per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import RunningServer, start_server, test_settings
+
+ServerFactory = Callable[..., Awaitable[RunningServer]]
+
+
+@pytest.fixture
+async def server_factory(tmp_path: Path) -> AsyncIterator[ServerFactory]:
+    """Start servers with custom settings; all are stopped after the test."""
+    started: list[RunningServer] = []
+
+    async def factory(**overrides: Any) -> RunningServer:
+        data_dir = overrides.pop("data_dir", tmp_path / f"data{len(started)}")
+        running = await start_server(test_settings(data_dir, **overrides))
+        started.append(running)
+        return running
+
+    yield factory
+    for running in reversed(started):
+        await running.runner.cleanup()
+
+
+@pytest.fixture
+async def server(server_factory: ServerFactory) -> RunningServer:
+    """A server with default settings."""
+    return await server_factory()

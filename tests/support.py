@@ -1,0 +1,230 @@
+"""Test helpers: a real server on an ephemeral port, tokens, and real Socket.IO clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import socketio
+from aiohttp import web
+
+from server.app import build_app
+from server.auth import TokenAuthority
+from server.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RunningServer:
+    """A started server: its URL, settings and a way to mint tokens."""
+
+    url: str
+    settings: Settings
+    app: web.Application
+    runner: web.AppRunner
+    authority: TokenAuthority
+
+    def token(self, role: str = "admin", sub: str = "tester", ttl_s: float = 3600, rooms: list[str] | None = None) -> str:
+        """Mint a token the server accepts."""
+        return self.authority.mint(sub, [role], ttl_s=ttl_s, rooms=rooms)
+
+    def headers(self, role: str = "admin", sub: str = "tester") -> dict[str, str]:
+        """Authorization header for REST calls."""
+        return {"Authorization": f"Bearer {self.token(role, sub)}"}
+
+
+async def start_server(settings: Settings) -> RunningServer:
+    """Start build_app(settings) on a real socket bound to 127.0.0.1:0."""
+    app = build_app(settings)
+    runner = web.AppRunner(app, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None and server.sockets
+    port = server.sockets[0].getsockname()[1]
+    return RunningServer(f"http://127.0.0.1:{port}", settings, app, runner, TokenAuthority(settings))
+
+
+def test_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a test server: its own data dir and a fixed secret."""
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "jwt_secret": "test-secret-" + "x" * 32,
+        "port": 0,
+        "log_level": "warning",
+        "metrics_interval_s": 3600,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Recorder:
+    """A python-socketio client that records every event it receives."""
+
+    client: socketio.AsyncClient
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = field(default_factory=list)
+
+    def record(self, name: str, payload: Any) -> None:
+        self.events.append((name, payload))
+        for check, future in list(self._waiters):
+            if not future.done() and check():
+                future.set_result(None)
+
+    def of_type(self, name: str) -> list[dict[str, Any]]:
+        """Envelopes received with this event name."""
+        return [payload for event, payload in self.events if event == name]
+
+    def names(self) -> list[str]:
+        """Event names in arrival order."""
+        return [event for event, _ in self.events]
+
+    async def wait_for(self, check: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait until `check()` holds (bounded)."""
+        if check():
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((check, future))
+        try:
+            await asyncio.wait_for(future, timeout)
+        finally:
+            self._waiters.remove((check, future))
+
+    async def wait_event(self, name: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Wait until `count` events named `name` have arrived."""
+        await self.wait_for(lambda: len(self.of_type(name)) >= count, timeout)
+        return self.of_type(name)
+
+    async def call(self, event: str, data: Any = None, timeout: float = 5.0) -> Any:
+        """Emit with an ack and return the ack."""
+        return await self.client.call(event, {} if data is None else data, timeout=timeout)
+
+
+async def connect_client(
+    url: str,
+    auth: dict[str, Any] | None = None,
+    transports: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+    wait_connected: bool = True,
+) -> Recorder:
+    """Connect a real python-socketio client and record what it receives."""
+    client = socketio.AsyncClient(reconnection=False)
+    recorder = Recorder(client)
+
+    @client.on("*")
+    async def on_any(event: str, payload: Any = None) -> None:
+        recorder.record(event, payload)
+
+    await client.connect(
+        url, auth=auth, transports=transports or ["websocket"], headers=headers or {}, wait_timeout=5
+    )
+    if wait_connected:
+        await recorder.wait_event("connected")
+    return recorder
+
+
+async def connect_error(url: str, auth: dict[str, Any] | None = None, headers: dict[str, str] | None = None, query: str = "") -> Any:
+    """Attempt a connect that the server should refuse; return the connect_error data."""
+    client = socketio.AsyncClient(reconnection=False)
+    errors: list[Any] = []
+
+    @client.on("connect_error")
+    async def on_error(data: Any) -> None:
+        errors.append(data)
+
+    try:
+        await client.connect(url + query, auth=auth, transports=["websocket"], headers=headers or {}, wait_timeout=5)
+    except socketio.exceptions.ConnectionError:
+        pass
+    else:
+        await client.disconnect()
+        raise AssertionError("connection was accepted")
+    assert errors, "no connect_error received"
+    return errors[0]
+
+
+async def rest(
+    server: RunningServer, method: str, path: str, role: str | None = "admin", **kwargs: Any
+) -> tuple[int, Any, aiohttp.ClientResponse]:
+    """One REST call; returns (status, parsed JSON body or text, response)."""
+    headers = dict(kwargs.pop("headers", {}))
+    if role is not None:
+        headers.update(server.headers(role))
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, server.url + path, headers=headers, **kwargs) as response:
+            text = await response.text()
+            try:
+                body: Any = await response.json(content_type=None) if text else None
+            except ValueError:
+                body = text
+            return response.status, body, response
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """`immune-core serve` as a child process, for restart and SIGKILL tests."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.env = {**os.environ, **(env or {}), "IMMUNE_JWT_SECRET": "test-secret-" + "x" * 32}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start and wait until /health answers."""
+        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=log,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no goodbye."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM and wait."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
