@@ -35,7 +35,9 @@ class RunningServer:
     runner: web.AppRunner
     authority: TokenAuthority
 
-    def token(self, role: str = "admin", sub: str = "tester", ttl_s: float = 3600, rooms: list[str] | None = None) -> str:
+    def token(
+        self, role: str = "admin", sub: str = "tester", ttl_s: float = 3600, rooms: list[str] | None = None
+    ) -> str:
         """Mint a token the server accepts."""
         return self.authority.mint(sub, [role], ttl_s=ttl_s, rooms=rooms)
 
@@ -128,15 +130,15 @@ async def connect_client(
     async def on_any(event: str, payload: Any = None) -> None:
         recorder.record(event, payload)
 
-    await client.connect(
-        url, auth=auth, transports=transports or ["websocket"], headers=headers or {}, wait_timeout=5
-    )
+    await client.connect(url, auth=auth, transports=transports or ["websocket"], headers=headers or {}, wait_timeout=5)
     if wait_connected:
         await recorder.wait_event("connected")
     return recorder
 
 
-async def connect_error(url: str, auth: dict[str, Any] | None = None, headers: dict[str, str] | None = None, query: str = "") -> Any:
+async def connect_error(
+    url: str, auth: dict[str, Any] | None = None, headers: dict[str, str] | None = None, query: str = ""
+) -> Any:
     """Attempt a connect that the server should refuse; return the connect_error data."""
     client = socketio.AsyncClient(reconnection=False)
     errors: list[Any] = []
@@ -153,7 +155,10 @@ async def connect_error(url: str, auth: dict[str, Any] | None = None, headers: d
         await client.disconnect()
         raise AssertionError("connection was accepted")
     assert errors, "no connect_error received"
-    return errors[0]
+    # The CONNECT_ERROR packet is {"message", "data"}; socket.io-client exposes `data` as err.data.
+    packet = errors[0]
+    assert isinstance(packet, dict) and "data" in packet, packet
+    return packet["data"]
 
 
 async def rest(
