@@ -6,10 +6,10 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 
 from server.api import ops_routes, ws_routes
@@ -30,7 +30,7 @@ log = structlog.get_logger(__name__)
 
 
 @web.middleware
-async def request_id_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a request id to every log line of the request and echo it back."""
     request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex[:16]
     with structlog.contextvars.bound_contextvars(request_id=request_id[:64]):

@@ -106,9 +106,7 @@ class TokenAuthority:
             raise AuthError(f"invalid token: {exc}") from exc
         return _identity_from_claims(claims)
 
-    def mint(
-        self, subject: str, roles: list[str], ttl_s: float = 3600, rooms: list[str] | None = None
-    ) -> str:
+    def mint(self, subject: str, roles: list[str], ttl_s: float = 3600, rooms: list[str] | None = None) -> str:
         """Sign a token (HS256 deployments only)."""
         if self._secret is None:
             raise AuthError("this deployment verifies RS256/ES256 tokens; mint them with your private key")

@@ -19,9 +19,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Bind address")
     port: int = Field(8000, ge=0, le=65535, description="Bind port (0 = ephemeral)")
     data_dir: Path = Field(Path("data"), description="SQLite file and generated secret live here")
-    database_url: str | None = Field(
-        None, description="SQLAlchemy async URL; default sqlite+aiosqlite in data_dir"
-    )
+    database_url: str | None = Field(None, description="SQLAlchemy async URL; default sqlite+aiosqlite in data_dir")
     redis_url: str | None = Field(None, description="Redis URL for cluster fan-out; unset = in-process")
     node_id: str = Field(
         default_factory=lambda: f"node-{secrets.token_hex(3)}", description="This process's name in a cluster"
@@ -36,7 +34,9 @@ class Settings(BaseSettings):
     )
 
     # real-time limits
-    idle_timeout_s: float = Field(300.0, ge=0, description="Disconnect after this long without a client event (0 = off)")
+    idle_timeout_s: float = Field(
+        300.0, ge=0, description="Disconnect after this long without a client event (0 = off)"
+    )
     max_queue: int = Field(1000, ge=1, description="Per-connection outgoing messages before slow_consumer")
     send_timeout_s: float = Field(10.0, gt=0, description="A write blocked this long is a slow consumer")
     max_payload_bytes: int = Field(100_000, ge=1024, description="Largest Socket.IO message or REST body")

@@ -168,14 +168,16 @@ async def rest(
     headers = dict(kwargs.pop("headers", {}))
     if role is not None:
         headers.update(server.headers(role))
-    async with aiohttp.ClientSession() as session:
-        async with session.request(method, server.url + path, headers=headers, **kwargs) as response:
-            text = await response.text()
-            try:
-                body: Any = await response.json(content_type=None) if text else None
-            except ValueError:
-                body = text
-            return response.status, body, response
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, server.url + path, headers=headers, **kwargs) as response,
+    ):
+        text = await response.text()
+        try:
+            body: Any = await response.json(content_type=None) if text else None
+        except ValueError:
+            body = text
+        return response.status, body, response
 
 
 def free_port() -> int:

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -65,7 +66,7 @@ def validation_problem(exc: ValidationError) -> Problem:
 
 
 @web.middleware
-async def problem_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn Problems, aiohttp HTTP errors and crashes into problem+json."""
     try:
         return await handler(request)

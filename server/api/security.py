@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -33,14 +32,16 @@ def is_open(path: str) -> bool:
 
 
 @web.middleware
-async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Verify the bearer token and the route's role."""
     if is_open(request.path) or request.method == "OPTIONS":
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Problem(401, "missing bearer token", headers={"WWW-Authenticate": 'Bearer realm="immune-core"'}, code="unauthorized")
+        raise Problem(
+            401, "missing bearer token", headers={"WWW-Authenticate": 'Bearer realm="immune-core"'}, code="unauthorized"
+        )
     try:
         identity = request.app[AUTHORITY].verify(token.strip())
     except AuthError as exc:

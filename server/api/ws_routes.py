@@ -18,8 +18,8 @@ from client_sdk.protocol import (
 from server.api.bodies import json_response, parse_body
 from server.api.keys import GATEWAY, PUBLISHER
 from server.api.problem import Problem, validation_problem
-from server.auth import Role
 from server.api.security import requires
+from server.auth import Role
 
 
 class BroadcastRequest(BaseModel):

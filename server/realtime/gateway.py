@@ -14,7 +14,6 @@ from pydantic import ValidationError
 from socketio import packet as sio_packet
 
 from client_sdk.protocol import (
-    Ack,
     ConnectAuth,
     ConnectedData,
     DisconnectedData,
@@ -142,7 +141,9 @@ class RealtimeGateway:
             request = ConnectAuth.model_validate(fields)
         except ValidationError as exc:
             bad = sorted({str(err["loc"][0]) for err in exc.errors() if err["loc"]})
-            raise ProtocolError(ErrorCode.INVALID_REQUEST, f"invalid auth field(s): {', '.join(bad)}", {"fields": bad}) from None
+            raise ProtocolError(
+                ErrorCode.INVALID_REQUEST, f"invalid auth field(s): {', '.join(bad)}", {"fields": bad}
+            ) from None
         try:
             identity = self.authority.verify(request.token)
         except AuthError as exc:
@@ -154,7 +155,9 @@ class RealtimeGateway:
             if not identity.may_join(room):
                 raise ProtocolError(ErrorCode.FORBIDDEN, f"token does not allow room {room}", {"room": room})
         if len(rooms) > self.settings.max_rooms_per_connection:
-            raise ProtocolError(ErrorCode.INVALID_REQUEST, "too many rooms", {"limit": self.settings.max_rooms_per_connection})
+            raise ProtocolError(
+                ErrorCode.INVALID_REQUEST, "too many rooms", {"limit": self.settings.max_rooms_per_connection}
+            )
         event_types = list(dict.fromkeys(request.event_types))
         unknown = [t for t in event_types if not is_subscribable_type(t)]
         if unknown:
@@ -330,7 +333,10 @@ class RealtimeGateway:
     async def shutdown(self) -> None:
         """Tell every connection the server is going away, then close them all."""
         await asyncio.gather(
-            *(self.close_connection(sid, DisconnectReason.SERVER_SHUTDOWN, "server shutting down") for sid in list(self.connections)),
+            *(
+                self.close_connection(sid, DisconnectReason.SERVER_SHUTDOWN, "server shutting down")
+                for sid in list(self.connections)
+            ),
             return_exceptions=True,
         )
 

@@ -79,9 +79,7 @@ class ClientRequests:
         wanted = self.check_event_types(_parse(FilterRequest, arg).event_types)
         merged = list(dict.fromkeys([*conn.event_types, *wanted]))
         if len(merged) > self.settings.max_filter_size:
-            raise ProtocolError(
-                ErrorCode.INVALID_REQUEST, "filter too large", {"limit": self.settings.max_filter_size}
-            )
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "filter too large", {"limit": self.settings.max_filter_size})
         self.gateway.set_membership(conn, conn.rooms, merged)
         return _ok("subscribed", FilterData(event_types=list(conn.event_types)))
 

@@ -41,9 +41,7 @@ def upgrade() -> None:
     op.create_table(
         "event_rooms",
         sa.Column("room", sa.String(80), primary_key=True),
-        sa.Column(
-            "event_id", sa.BigInteger, sa.ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
-        ),
+        sa.Column("event_id", sa.BigInteger, sa.ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
     )
 
 
