@@ -96,14 +96,22 @@ class Recorder:
 
     async def wait_for(self, check: Callable[[], bool], timeout: float = 5.0) -> None:
         """Wait until `check()` holds (bounded)."""
-        if check():
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((check, future))
-        try:
-            await asyncio.wait_for(future, timeout)
-        finally:
-            self._waiters.remove((check, future))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not check():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"condition not met within {timeout}s; received {self.names()}")
+            # Woken by the next recorded event, or re-checked shortly for state the client
+            # changes without an event (for example `connected` after a close).
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((check, future))
+            try:
+                await asyncio.wait_for(future, min(remaining, 0.05))
+            except TimeoutError:
+                pass
+            finally:
+                self._waiters.remove((check, future))
 
     async def wait_event(self, name: str, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Wait until `count` events named `name` have arrived."""
