@@ -41,6 +41,9 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
 
 def build_app(settings: Settings) -> web.Application:
     """Build the whole server for these settings (nothing starts until the app runs)."""
+    if settings.redis_url:
+        # Refuse rather than silently run single-node: clients would miss other nodes' events.
+        raise ValueError("IMMUNE_REDIS_URL is set, but Redis fan-out is not available in this version")
     app = web.Application(
         middlewares=[request_id_middleware, problem_middleware, auth_middleware],
         client_max_size=settings.max_payload_bytes,

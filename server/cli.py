@@ -87,7 +87,12 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    """Print the effective configuration, secrets masked."""
+    """Print the effective configuration, secrets masked (or the README's table of settings)."""
+    if args.markdown:
+        from server.config_table import config_table
+
+        print(config_table())
+        return 0
     print(json.dumps(_settings(args).masked(), indent=2, default=str))
     return 0
 
@@ -124,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="print the effective configuration")
     common(config)
+    config.add_argument("--markdown", action="store_true", help="print the table of every setting instead")
     config.set_defaults(func=cmd_config)
 
     try:

@@ -20,7 +20,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="Bind port (0 = ephemeral)")
     data_dir: Path = Field(Path("data"), description="SQLite file and generated secret live here")
     database_url: str | None = Field(None, description="SQLAlchemy async URL; default sqlite+aiosqlite in data_dir")
-    redis_url: str | None = Field(None, description="Redis URL for cluster fan-out; unset = in-process")
+    redis_url: str | None = Field(
+        None, description="Redis fan-out URL (not available yet; setting it refuses to start)"
+    )
     node_id: str = Field(
         default_factory=lambda: f"node-{secrets.token_hex(3)}", description="This process's name in a cluster"
     )

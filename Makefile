@@ -1,0 +1,39 @@
+# The README names these targets. Each one installs what it needs first (scripts/setup.sh).
+.PHONY: run test check lint format typecheck pytest bench setup clean
+
+PY := .venv/bin/python
+
+run:            ## set up and start the server with the dashboard on http://127.0.0.1:8000
+	scripts/setup.sh run
+	.venv/bin/immune-core serve
+
+test:           ## set up, then lint, type-check and run the whole test suite (what CI runs)
+	scripts/setup.sh test
+	$(MAKE) --no-print-directory check pytest
+
+check: lint typecheck
+
+lint:
+	.venv/bin/ruff check server client_sdk tests $(wildcard bench)
+	.venv/bin/ruff format --check server client_sdk tests $(wildcard bench)
+
+format:
+	.venv/bin/ruff format server client_sdk tests $(wildcard bench)
+	.venv/bin/ruff check --fix server client_sdk tests $(wildcard bench)
+
+typecheck:
+	.venv/bin/mypy server client_sdk
+
+# pytest exits 5 when it collects nothing; that fails here like any other non-zero status.
+pytest:
+	CI=$${CI:-false} $(PY) -m pytest -q
+
+bench:          ## set up and run every benchmark scenario against our server, Node socket.io and the raw ceiling
+	scripts/setup.sh bench
+	$(PY) -m bench.run
+
+setup:
+	scripts/setup.sh test
+
+clean:
+	rm -rf .venv tests/js/node_modules bench/node/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Install what the server, the tests and the benchmarks need, idempotently:
+#   Debian packages (only those missing), a virtualenv in .venv with the project, and npm packages.
+# Usage: scripts/setup.sh [run|test|bench]   (default: test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile="${1:-test}"
+python="${PYTHON:-python3}"
+
+need_apt=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have "$python" || need_apt+=(python3 python3-venv)
+if [[ "$profile" != run ]]; then
+  have node || need_apt+=(nodejs)
+  have npm || need_apt+=(npm)
+  have redis-server || need_apt+=(redis-server)
+  [[ -x /usr/lib/postgresql/15/bin/initdb ]] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+  have chromium || need_apt+=(chromium)
+fi
+if ((${#need_apt[@]})); then
+  echo "setup: installing Debian packages: ${need_apt[*]}"
+  sudo_cmd=()
+  [[ "$(id -u)" == 0 ]] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -q
+  "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+  "$python" -m venv .venv
+fi
+stamp=.venv/.installed-$profile
+if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  case "$profile" in
+    run) .venv/bin/python -m pip install -q -e . ;;
+    bench) .venv/bin/python -m pip install -q -e '.[dev,bench]' ;;
+    *) .venv/bin/python -m pip install -q -e '.[dev]' ;;
+  esac
+  touch "$stamp"
+fi
+
+if [[ "$profile" != run ]]; then
+  npm_dirs=(tests/js)
+  [[ "$profile" == bench && -f bench/node/package.json ]] && npm_dirs+=(bench/node)
+  for dir in "${npm_dirs[@]}"; do
+    if [[ ! -d "$dir/node_modules" || "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
+      npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+      touch "$dir/node_modules"
+    fi
+  done
+fi
