@@ -1,0 +1,50 @@
+"""`immune-core serve` as a real process: JSON logs with bound ids, graceful SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from server.auth import TokenAuthority
+from server.config import Settings
+from tests.support import ServerProcess, connect_client
+
+SECRET = "test-secret-" + "x" * 32
+
+
+def token_for(data_dir: Path) -> str:
+    """A token signed with the secret ServerProcess gives the child."""
+    return TokenAuthority(Settings(data_dir=data_dir, jwt_secret=SECRET)).mint("ops", ["admin"], ttl_s=600)
+
+
+async def test_logs_are_json_lines_bound_to_the_connection(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path, env={"IMMUNE_LOG_FORMAT": "json", "IMMUNE_LOG_LEVEL": "info"})
+    await asyncio.to_thread(proc.start)
+    try:
+        rec = await connect_client(proc.url, auth={"token": token_for(tmp_path), "client_id": "log-probe"})
+        connection_id = rec.of_type("connected")[0]["data"]["connection_id"]
+        await rec.client.disconnect()
+    finally:
+        await asyncio.to_thread(proc.stop)
+    lines = [json.loads(line) for line in (tmp_path / "server.log").read_text().splitlines() if line.startswith("{")]
+    connected = [line for line in lines if line.get("event") == "connected"]
+    assert connected, lines
+    assert connected[0]["connection_id"] == connection_id and connected[0]["client_id"] == "log-probe"
+    assert {"timestamp", "level"} <= connected[0].keys()
+    assert SECRET not in (tmp_path / "server.log").read_text()
+
+
+async def test_sigterm_says_server_shutdown_and_exits_cleanly(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path)
+    await asyncio.to_thread(proc.start)
+    try:
+        rec = await connect_client(proc.url, auth={"token": token_for(tmp_path), "rooms": ["agents"]})
+        assert proc.proc is not None
+        proc.proc.terminate()
+        goodbye = await rec.wait_event("disconnected", timeout=10)
+        assert goodbye[0]["data"]["reason"] == "server_shutdown"
+        await rec.wait_for(lambda: not rec.client.connected, timeout=10)
+        assert await asyncio.to_thread(proc.proc.wait, 15) == 0
+    finally:
+        await asyncio.to_thread(proc.stop)
