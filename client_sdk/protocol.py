@@ -217,8 +217,8 @@ class Proposal(WireModel):
 # --------------------------------------------------------------------------- event data
 
 
-class ConnectedData(WireModel):
-    """`connected`: the first event of every connection (SPEC §3)."""
+class ConnectionView(WireModel):
+    """Who a connection is and what it receives; shared by `connected` and `info`."""
 
     connection_id: str
     client_id: str
@@ -226,6 +226,11 @@ class ConnectedData(WireModel):
     roles: list[str]
     rooms: list[str]
     event_types: list[str]
+
+
+class ConnectedData(ConnectionView):
+    """`connected`: the first event of every connection (SPEC §3)."""
+
     last_event_id: int
     epoch: str
     recovered: bool | None = None
@@ -443,13 +448,9 @@ class FilterData(WireModel):
     event_types: list[str]
 
 
-class InfoData(WireModel):
-    connection_id: str
-    client_id: str
-    user: str | None
-    roles: list[str]
-    rooms: list[str]
-    event_types: list[str]
+class InfoData(ConnectionView):
+    """`info` ack data; also GET /ws/connections/{id}."""
+
     connected_at: Timestamp
     last_activity: Timestamp
     messages_sent: int
