@@ -1,5 +1,5 @@
 # The README names these targets. Each one installs what it needs first (scripts/setup.sh).
-.PHONY: run test check lint format typecheck pytest bench setup clean
+.PHONY: run test check lint format typecheck pytest bench setup clean readme
 
 PY := .venv/bin/python
 
@@ -37,3 +37,6 @@ setup:
 
 clean:
 	rm -rf .venv tests/js/node_modules bench/node/node_modules .pytest_cache .mypy_cache .ruff_cache
+
+readme:         ## regenerate the README's configuration table from server/config.py
+	$(PY) scripts/update_readme_config.py

@@ -374,6 +374,19 @@ class Envelope(WireModel, Generic[DataT]):
 AnyEnvelope = Envelope[dict[str, Any]]
 
 
+class EventPage(WireModel):
+    """`GET /events`: a page of the event log (SPEC §4)."""
+
+    items: list[AnyEnvelope]
+    next_after: int
+    """Pass as `after` to read the next page (the id of the last event scanned)."""
+    head: int
+    """The newest event id in the log."""
+    epoch: str
+    pruned_through: int
+    """Events up to this id may have left the log (retention); resuming before it is not possible."""
+
+
 def parse_event_data(event_type: str, data: Any) -> BaseModel | dict[str, Any]:
     """Validate `data` for a standard type (typed model) or return custom data unchanged."""
     try:

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 
-from server.api import ops_routes, ws_routes
+from server.api import events_routes, ops_routes, ws_routes
 from server.api.keys import DATABASE, EVENT_LOG, GATEWAY, METRICS_REGISTRY, PUBLISHER, SETTINGS
 from server.api.problem import problem_middleware
 from server.api.security import AUTHORITY, auth_middleware
@@ -20,6 +20,7 @@ from server.auth import TokenAuthority
 from server.config import Settings
 from server.events.dispatcher import Dispatcher
 from server.events.log import EventLog
+from server.events.retention import Retention
 from server.events.publisher import Publisher
 from server.realtime.gateway import RealtimeGateway
 from server.realtime.stats import RealtimeMetrics
@@ -68,6 +69,7 @@ def build_app(settings: Settings) -> web.Application:
     gateway.attach(app)
     ops_routes.add_routes(app)
     ws_routes.add_routes(app)
+    events_routes.add_routes(app)
     _add_dashboard(app)
 
     app.cleanup_ctx.append(_database_ctx)
@@ -87,8 +89,15 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     dispatcher = app[PUBLISHER].dispatcher
     await dispatcher.start()
     await app[GATEWAY].start()
-    log.info("serving", node_id=app[SETTINGS].node_id, last_event_id=dispatcher.last_delivered)
+    settings = app[SETTINGS]
+    retention = Retention(
+        app[EVENT_LOG], settings.event_retention_count, settings.event_retention_seconds, settings.retention_interval_s
+    )
+    retention.start()
+    log.info("serving", node_id=settings.node_id, last_event_id=dispatcher.last_delivered)
     yield
+    await retention.stop()
+    await app[GATEWAY].stop()
     await dispatcher.stop()
 
 

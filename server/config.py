@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     event_retention_count: int = Field(100_000, ge=1, description="Events kept in the log")
     event_retention_seconds: float = Field(86_400.0, gt=0, description="Oldest event age kept")
     replay_cap: int = Field(10_000, ge=1, description="Most events replayed on one resume")
+    retention_interval_s: float = Field(60.0, gt=0, description="How often retention prunes the log")
 
     # operations
     metrics_interval_s: float = Field(10.0, gt=0, description="metrics_updated period to the system room")

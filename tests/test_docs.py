@@ -12,7 +12,7 @@ def test_readme_configuration_table_matches_settings() -> None:
     readme = (ROOT / "README.md").read_text()
     match = re.search(r"<!-- config-table:start -->\n(.*?)<!-- config-table:end -->", readme, re.S)
     assert match, "README lost its configuration table markers"
-    assert match.group(1).strip() == config_table().strip(), "run `immune-core config --markdown` into README"
+    assert match.group(1).strip() == config_table().strip(), "run `make readme`"
 
 
 def test_ci_runs_exactly_the_readme_test_command() -> None:

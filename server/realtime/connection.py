@@ -8,6 +8,7 @@ from datetime import datetime
 
 from client_sdk.protocol import utc_now
 from server.auth import Identity
+from server.realtime.resume import ResumePlan
 
 
 @dataclass(slots=True)
@@ -28,6 +29,7 @@ class Connection:
     messages_received: int = 0
     active: bool = False
     closing: bool = False
+    resume: ResumePlan | None = None
 
     @property
     def connection_id(self) -> str:

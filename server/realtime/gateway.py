@@ -35,9 +35,11 @@ from server.events.model import PublishedEvent
 from server.origins import OriginPolicy
 from server.realtime import codec
 from server.realtime.connection import Connection
+from server.realtime.backpressure import SendWatchdog
 from server.realtime.errors import ProtocolError
 from server.realtime.manager import FanoutManager
 from server.realtime.requests import ClientRequests
+from server.realtime.resume import RecentEvents, ResumePlan, ResumePlanner
 from server.realtime.rooms import membership_rooms, target_rooms
 from server.realtime.stats import RealtimeMetrics, RealtimeStats
 
@@ -102,6 +104,10 @@ class RealtimeGateway:
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.requests = ClientRequests(self)
+        self.recent = RecentEvents()
+        dispatcher.add_sink(self.recent)
+        self.resumer = ResumePlanner(event_log, dispatcher, self.recent, settings.replay_cap)
+        self.watchdog = SendWatchdog(settings.send_timeout_s, self._queues, self._on_overflow)
         self.connections: dict[str, Connection] = {}
         self.epoch = ""
         self._closing: set[str] = set()
@@ -111,23 +117,41 @@ class RealtimeGateway:
         self.sio.attach(app, socketio_path="socket.io")
 
     async def start(self) -> None:
-        """Load what every `connected` carries."""
+        """Load what every `connected` carries and start the send-timeout watchdog."""
         self.epoch = await self.event_log.epoch()
+        self.watchdog.start()
+
+    async def stop(self) -> None:
+        """Stop background work."""
+        await self.watchdog.stop()
+
+    def _queues(self) -> list[tuple[str, asyncio.Queue[Any]]]:
+        sockets = self.sio.eio.sockets
+        found = []
+        for sid, conn in self.connections.items():
+            socket = sockets.get(conn.eio_sid)
+            if conn.active and socket is not None and not socket.closed:
+                found.append((sid, socket.queue))
+        return found
 
     # ------------------------------------------------------------------ connect / disconnect
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
         """Validate the connect (token, origin, client_id, rooms, filter) or refuse it with a code."""
         try:
-            conn = self._admit(sid, environ, auth)
+            conn, request = self._admit(sid, environ, auth)
         except ProtocolError as exc:
             self.metrics.refused.labels(code=exc.code.value).inc()
             log.info("connect_refused", code=exc.code.value, reason=exc.message)
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_connect_error()) from None
+        if request.last_event_id is not None:
+            conn.resume = await self.resumer.plan(
+                request.last_event_id, request.epoch, self.epoch, conn.rooms, conn.event_types
+            )
         self.connections[sid] = conn
         return True
 
-    def _admit(self, sid: str, environ: dict[str, Any], auth: Any) -> Connection:
+    def _admit(self, sid: str, environ: dict[str, Any], auth: Any) -> tuple[Connection, ConnectAuth]:
         if not self.origins.allows(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST")):
             raise ProtocolError(ErrorCode.ORIGIN_NOT_ALLOWED, "origin not allowed")
         query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -164,7 +188,7 @@ class RealtimeGateway:
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "unknown event type", {"event_types": unknown})
         if len(event_types) > self.settings.max_filter_size:
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "filter too large", {"limit": self.settings.max_filter_size})
-        return Connection(
+        conn = Connection(
             sid=sid,
             eio_sid=self.manager.eio_sid_from_sid(sid, NAMESPACE) or "",
             client_id=request.client_id or f"client-{secrets.token_hex(6)}",
@@ -173,16 +197,20 @@ class RealtimeGateway:
             rooms=rooms,
             event_types=event_types,
         )
+        return conn, request
 
     def _activate(self, sid: str) -> None:
-        """Right after the CONNECT packet: send `connected`, then join rooms, with no await between.
+        """Right after the CONNECT packet: send `connected`, replay, then join rooms, with no await between.
 
         Joining here rather than in the connect handler is what makes `connected` the first
-        event: nothing can be delivered to the connection before it is in a room.
+        event: nothing can be delivered to the connection before it is in a room, and the
+        replay ends exactly at the id from which live delivery starts.
         """
         conn = self.connections.get(sid)
         if conn is None:
             return
+        plan = self.resumer.complete(conn.resume, conn.rooms, conn.event_types) if conn.resume else None
+        conn.resume = None
         data = ConnectedData(
             connection_id=conn.connection_id,
             client_id=conn.client_id,
@@ -192,12 +220,14 @@ class RealtimeGateway:
             event_types=list(conn.event_types),
             last_event_id=self.dispatcher.last_delivered,
             epoch=self.epoch,
-            recovered=None,
-            replayed=0,
+            recovered=plan.recovered if plan else None,
+            replayed=len(plan.events) if plan else 0,
             server_time=utc_now(),
             node_id=self.settings.node_id,
         )
         self.send_direct(conn, EventType.CONNECTED, data.model_dump(mode="json"))
+        if plan is not None:
+            self._replay(conn, plan)
         self._join(conn, conn.rooms, conn.event_types, previous=None)
         conn.active = True
         self.stats.total_connections += 1
@@ -205,6 +235,22 @@ class RealtimeGateway:
         self.metrics.connections.set(len(self.connections))
         self._update_room_gauge()
         log.info("connected", connection_id=sid, client_id=conn.client_id, user=conn.identity.subject)
+
+    def _replay(self, conn: Connection, plan: ResumePlan) -> None:
+        # The replay may exceed the live queue bound (it is bounded by the replay cap instead).
+        for event in plan.events:
+            self.manager.emit_now(
+                event.event_type, event.envelope(), NAMESPACE, conn.sid, max_queue=self.settings.replay_cap + 1
+            )
+        self.stats.events_replayed += len(plan.events)
+        log.info(
+            "resumed",
+            connection_id=conn.sid,
+            client_id=conn.client_id,
+            recovered=plan.recovered,
+            replayed=len(plan.events),
+            reason=plan.reason or None,
+        )
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the connection."""

@@ -51,8 +51,11 @@ class FanoutManager(socketio.AsyncManager):
             return
         self.emit_now(event, data, namespace or "/", to or room, skip_sid)
 
-    def emit_now(self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any = None) -> int:
+    def emit_now(
+        self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any = None, max_queue: int | None = None
+    ) -> int:
         """Deliver one event to the room's local participants; returns the number enqueued."""
+        bound = max_queue or self.max_queue
         if namespace not in self.rooms:
             return 0
         args = list(data) if isinstance(data, tuple) else ([] if data is None else [data])
@@ -71,7 +74,7 @@ class FanoutManager(socketio.AsyncManager):
             if socket is None or socket.closed:
                 continue
             queue = socket.queue
-            if queue.qsize() >= self.max_queue:
+            if queue.qsize() >= bound:
                 self.on_overflow(sid)
                 continue
             for pkt in packets:

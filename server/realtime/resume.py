@@ -1,0 +1,104 @@
+"""Resume at connect (SPEC §4): replay what a reconnecting client missed, then go live, no gap.
+
+The backlog is read from the durable log while the connect is validated (async), up to the id
+the dispatcher had delivered at that moment. Between that read and the moment the connection
+joins its rooms (synchronous, in `RealtimeGateway._activate`) a few more events may be
+delivered; they are taken from `RecentEvents`, a short in-memory tail of the dispatched stream,
+so the replay ends exactly where live delivery begins.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from server.events.dispatcher import Dispatcher
+from server.events.log import EventLog
+from server.events.model import PublishedEvent
+
+log = structlog.get_logger(__name__)
+
+
+def selects(rooms: Sequence[str], event_types: Sequence[str], event: PublishedEvent) -> bool:
+    """The §5 predicate: deployment-wide or in a joined room, and passing the filter."""
+    in_scope = not event.rooms or any(room in rooms for room in event.rooms)
+    return in_scope and (not event_types or event.event_type in event_types)
+
+
+class RecentEvents:
+    """The last `capacity` dispatched events, in id order (an EventSink)."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._events: deque[PublishedEvent] = deque(maxlen=capacity)
+
+    def deliver(self, event: PublishedEvent) -> None:
+        """Remember a dispatched event."""
+        self._events.append(event)
+
+    def after(self, event_id: int, up_to: int) -> list[PublishedEvent] | None:
+        """Events with event_id < id <= up_to, or None when the tail no longer reaches back that far."""
+        if up_to <= event_id:
+            return []
+        if not self._events or self._events[0].event_id > event_id + 1:
+            return None
+        return [event for event in self._events if event_id < event.event_id <= up_to]
+
+
+@dataclass(slots=True)
+class ResumePlan:
+    """What a resuming connection gets: `recovered` and the events to replay through `through`."""
+
+    recovered: bool
+    through: int
+    events: list[PublishedEvent] = field(default_factory=list)
+    reason: str = ""
+
+
+class ResumePlanner:
+    """Decides whether a resume can be honoured and collects its backlog."""
+
+    def __init__(self, event_log: EventLog, dispatcher: Dispatcher, recent: RecentEvents, replay_cap: int) -> None:
+        self.event_log = event_log
+        self.dispatcher = dispatcher
+        self.recent = recent
+        self.replay_cap = replay_cap
+
+    async def plan(
+        self,
+        last_event_id: int,
+        epoch: str | None,
+        current_epoch: str,
+        rooms: Sequence[str],
+        event_types: Sequence[str],
+    ) -> ResumePlan:
+        """Read the backlog after `last_event_id` for this selection, or say why it cannot be replayed."""
+        through = self.dispatcher.last_delivered
+        if epoch is not None and epoch != current_epoch:
+            return ResumePlan(False, through, reason="epoch changed: the log was recreated")
+        if last_event_id > through:
+            return ResumePlan(False, through, reason="last_event_id is ahead of the log")
+        if last_event_id < await self.event_log.pruned_through():
+            return ResumePlan(False, through, reason="last_event_id is older than retention")
+        backlog = await self.event_log.read(
+            last_event_id, rooms=list(rooms), event_types=list(event_types), up_to=through, limit=self.replay_cap + 1
+        )
+        if len(backlog) > self.replay_cap:
+            return ResumePlan(False, through, reason="backlog exceeds the replay cap")
+        return ResumePlan(True, through, backlog)
+
+    def complete(self, plan: ResumePlan, rooms: Sequence[str], event_types: Sequence[str]) -> ResumePlan:
+        """At activation: add what was dispatched since the backlog was read (synchronous)."""
+        if not plan.recovered:
+            return plan
+        now = self.dispatcher.last_delivered
+        tail = self.recent.after(plan.through, now)
+        if tail is None:
+            log.warning("resume_tail_lost", through=plan.through, now=now)
+            return ResumePlan(False, now, reason="too many events while connecting")
+        events = plan.events + [event for event in tail if selects(rooms, event_types, event)]
+        if len(events) > self.replay_cap:
+            return ResumePlan(False, now, reason="backlog exceeds the replay cap")
+        return ResumePlan(True, now, events)
