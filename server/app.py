@@ -20,8 +20,8 @@ from server.auth import TokenAuthority
 from server.config import Settings
 from server.events.dispatcher import Dispatcher
 from server.events.log import EventLog
-from server.events.retention import Retention
 from server.events.publisher import Publisher
+from server.events.retention import Retention
 from server.realtime.gateway import RealtimeGateway
 from server.realtime.stats import RealtimeMetrics
 from server.store.db import Database

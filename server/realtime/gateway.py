@@ -34,8 +34,8 @@ from server.events.log import EventLog
 from server.events.model import PublishedEvent
 from server.origins import OriginPolicy
 from server.realtime import codec
-from server.realtime.connection import Connection
 from server.realtime.backpressure import SendWatchdog
+from server.realtime.connection import Connection
 from server.realtime.errors import ProtocolError
 from server.realtime.manager import FanoutManager
 from server.realtime.requests import ClientRequests
