@@ -240,7 +240,11 @@ class RealtimeGateway:
         # The replay may exceed the live queue bound (it is bounded by the replay cap instead).
         for event in plan.events:
             self.manager.emit_now(
-                event.event_type, event.envelope(), NAMESPACE, conn.sid, max_queue=self.settings.replay_cap + 1
+                event.event_type,
+                event.envelope(),
+                NAMESPACE,
+                conn.sid,
+                max_queue=self.settings.max_queue + self.settings.replay_cap,
             )
         self.stats.events_replayed += len(plan.events)
         log.info(
