@@ -1,0 +1,353 @@
+"""ImmuneClient: a Socket.IO client that never silently loses an event (SPEC §4, §10).
+
+It owns its reconnect loop instead of python-socketio's, because every attempt must send fresh
+`auth`: a token from `token_provider`, the rooms and filter as they are now, and the id of the
+last event received, so the server replays exactly what was missed. Events are delivered once,
+in id order (duplicates from a resume are dropped); when the server cannot recover a gap,
+`on_gap` tells the application to refetch state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import socketio
+from pydantic import BaseModel
+
+from client_sdk.errors import ConnectRefused, NotConnected, request_error
+from client_sdk.protocol import (
+    Ack,
+    AnyEnvelope,
+    ConnectedData,
+    DisconnectedData,
+    DisconnectReason,
+    Envelope,
+    FilterData,
+    InfoData,
+    PongData,
+    RoomsData,
+    parse_event_data,
+)
+from client_sdk.rest import RestClient
+
+log = logging.getLogger("immune.client")
+
+Event = Envelope[Any]
+"""A received event: the envelope with `data` parsed into its protocol model (dict for custom types)."""
+
+Handler = Callable[[Event], Awaitable[None] | None]
+GapHandler = Callable[[ConnectedData], Awaitable[None] | None]
+TokenProvider = Callable[[], Awaitable[str] | str]
+M = TypeVar("M", bound=BaseModel)
+
+# Refusals that retrying with the same credentials cannot fix.
+FATAL_REFUSALS = {"unauthorized", "forbidden", "invalid_request", "origin_not_allowed"}
+
+
+class ImmuneClient:
+    """Connect, follow rooms, resume after any disconnect, and call the REST API."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        token_provider: TokenProvider | None = None,
+        rooms: Iterable[str] = (),
+        event_types: Iterable[str] = (),
+        client_id: str | None = None,
+        last_event_id: int | None = None,
+        epoch: str | None = None,
+        on_gap: GapHandler | None = None,
+        transports: Iterable[str] = ("websocket",),
+        reconnect: bool = True,
+        backoff_initial_s: float = 0.25,
+        backoff_max_s: float = 30.0,
+        request_timeout_s: float = 10.0,
+        max_buffered_events: int = 10_000,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._static_token = token
+        self._token_provider = token_provider
+        self.rooms: list[str] = list(dict.fromkeys(rooms))
+        self.event_types: list[str] = list(dict.fromkeys(event_types))
+        self.client_id = client_id
+        self.last_event_id = last_event_id
+        self.epoch = epoch
+        self.on_gap = on_gap
+        self.transports = list(transports)
+        self.reconnect = reconnect
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.request_timeout_s = request_timeout_s
+        self.connection: ConnectedData | None = None
+        self.last_disconnect: DisconnectedData | None = None
+        self.connects = 0
+        self.duplicates_dropped = 0
+        self.rest = RestClient(self.url, self._current_token, timeout_s=request_timeout_s)
+        self._handlers: dict[str, list[Handler]] = {}
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=max_buffered_events)
+        self._sio: socketio.AsyncClient | None = None
+        self._ready = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._closing = False
+        self._runner: asyncio.Task[None] | None = None
+        self._first_result: asyncio.Future[None] | None = None
+        self._token: str | None = token
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> ImmuneClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self, timeout_s: float = 15.0) -> None:
+        """Connect (and keep reconnecting in the background); returns once `connected` arrived."""
+        if self._runner is None:
+            self._first_result = asyncio.get_running_loop().create_future()
+            self._runner = asyncio.create_task(self._run(), name="immune-client")
+        assert self._first_result is not None
+        await asyncio.wait_for(asyncio.shield(self._first_result), timeout_s)
+
+    async def close(self) -> None:
+        """Disconnect for good and release the HTTP session."""
+        self._closing = True
+        self._lost.set()
+        if self._sio is not None and self._sio.connected:
+            with contextlib.suppress(Exception):
+                await self._sio.disconnect()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        await self.rest.close()
+
+    @property
+    def connected(self) -> bool:
+        """True while a connection is up and `connected` has been received."""
+        return self._ready.is_set()
+
+    async def wait_connected(self, timeout_s: float = 15.0) -> ConnectedData:
+        """Wait until (re)connected; returns the `connected` data."""
+        await asyncio.wait_for(self._ready.wait(), timeout_s)
+        assert self.connection is not None
+        return self.connection
+
+    async def _run(self) -> None:
+        delay = self.backoff_initial_s
+        while not self._closing:
+            try:
+                await self._connect_once()
+            except ConnectRefused as exc:
+                if exc.code in FATAL_REFUSALS and self._token_provider is None:
+                    self._settle_first(exc)
+                    return
+                log.warning("connect refused: %s", exc)
+            except (socketio.exceptions.ConnectionError, OSError, TimeoutError) as exc:
+                log.info("connect failed: %s", exc)
+                if not self.reconnect:
+                    self._settle_first(exc)
+                    return
+            else:
+                delay = self.backoff_initial_s
+                await self._lost.wait()
+                await self._teardown()
+                if self._closing or not self.reconnect:
+                    return
+                if self.last_disconnect and self.last_disconnect.reason == DisconnectReason.KICKED:
+                    log.warning("kicked by the server; not reconnecting")
+                    return
+            # Full jitter: spread a fleet's reconnects after a server restart.
+            await asyncio.sleep(random.uniform(0, delay))
+            delay = min(delay * 2, self.backoff_max_s)
+
+    async def _connect_once(self) -> None:
+        self._ready.clear()
+        self._lost.clear()
+        sio = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
+        refused: list[Any] = []
+        sio.on("*", self._on_raw_event)
+        sio.on("connect_error", lambda data=None: refused.append(data))
+        sio.on("disconnect", self._on_transport_lost)
+        self._sio = sio
+        self._token = await self._fresh_token()
+        try:
+            await sio.connect(
+                self.url, auth=self._auth(), transports=self.transports, wait_timeout=self.request_timeout_s
+            )
+        except socketio.exceptions.ConnectionError:
+            await self._teardown()
+            error = refused[0] if refused else None
+            if isinstance(error, dict) and isinstance(error.get("data"), dict) and "code" in error["data"]:
+                raise ConnectRefused(str(error["data"]["code"]), str(error["data"].get("message", ""))) from None
+            raise
+        try:
+            await asyncio.wait_for(self._ready.wait(), self.request_timeout_s)
+        except TimeoutError:
+            await self._teardown()
+            raise
+
+    async def _teardown(self) -> None:
+        self._ready.clear()
+        sio, self._sio = self._sio, None
+        if sio is not None:
+            with contextlib.suppress(Exception):
+                await sio.disconnect()
+
+    def _auth(self) -> dict[str, Any]:
+        auth: dict[str, Any] = {"rooms": self.rooms, "event_types": self.event_types}
+        if self._token:
+            auth["token"] = self._token
+        if self.client_id:
+            auth["client_id"] = self.client_id
+        if self.last_event_id is not None:
+            auth["last_event_id"] = self.last_event_id
+            if self.epoch:
+                auth["epoch"] = self.epoch
+        return auth
+
+    async def _fresh_token(self) -> str | None:
+        if self._token_provider is None:
+            return self._static_token
+        value = self._token_provider()
+        return await value if inspect.isawaitable(value) else value
+
+    async def _current_token(self) -> str | None:
+        if self._token is None:
+            self._token = await self._fresh_token()
+        return self._token
+
+    def _settle_first(self, error: BaseException | None) -> None:
+        if self._first_result is not None and not self._first_result.done():
+            if error is None:
+                self._first_result.set_result(None)
+            else:
+                self._first_result.set_exception(error)
+
+    async def _on_transport_lost(self, reason: Any = None) -> None:
+        self._ready.clear()
+        self._lost.set()
+
+    # ------------------------------------------------------------------ events
+
+    async def _on_raw_event(self, name: str, payload: Any = None) -> None:
+        if not isinstance(payload, dict):
+            return
+        if name == "connected":
+            await self._on_connected(ConnectedData.model_validate(payload.get("data")))
+            return
+        if name == "disconnected":
+            self.last_disconnect = DisconnectedData.model_validate(payload.get("data"))
+            return
+        event_id = payload.get("event_id")
+        if isinstance(event_id, int):
+            if self.last_event_id is not None and event_id <= self.last_event_id:
+                self.duplicates_dropped += 1
+                return
+            self.last_event_id = event_id
+        try:
+            envelope = AnyEnvelope.model_validate(payload)
+            event: Event = Envelope[Any](**{**envelope.__dict__, "data": parse_event_data(name, envelope.data)})
+        except ValueError:
+            log.warning("undecodable %s event dropped", name)
+            return
+        await self._dispatch(event)
+
+    async def _on_connected(self, data: ConnectedData) -> None:
+        self.connection = data
+        self.connects += 1
+        self.rooms = list(data.rooms)
+        self.event_types = list(data.event_types)
+        gap = data.recovered is False
+        if data.recovered is not True:
+            # Nothing was replayed: continue from the server's head (after refetching, on a gap).
+            self.last_event_id = data.last_event_id
+        self.epoch = data.epoch
+        self._ready.set()
+        self._settle_first(None)
+        if gap and self.on_gap is not None:
+            result = self.on_gap(data)
+            if inspect.isawaitable(result):
+                await result
+
+    async def _dispatch(self, event: Event) -> None:
+        if self._queue.full():
+            # The application stopped iterating; drop the oldest rather than grow without bound.
+            self._queue.get_nowait()
+        self._queue.put_nowait(event)
+        for handler in [*self._handlers.get(event.event_type, []), *self._handlers.get("*", [])]:
+            try:
+                result = handler(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("handler for %s failed", event.event_type)
+
+    def on(self, event_type: str = "*") -> Callable[[Handler], Handler]:
+        """Register a handler for one event type (or every type with "*")."""
+
+        def register(handler: Handler) -> Handler:
+            self._handlers.setdefault(event_type, []).append(handler)
+            return handler
+
+        return register
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every received event, in order, across reconnects."""
+        while True:
+            yield await self._queue.get()
+
+    # ------------------------------------------------------------------ requests
+
+    async def _request(self, name: str, payload: dict[str, Any], model: type[M]) -> M:
+        sio = self._sio
+        if sio is None or not self._ready.is_set():
+            raise NotConnected(f"cannot send {name}: not connected")
+        raw = await sio.call(name, payload, timeout=self.request_timeout_s)
+        ack = Ack.model_validate(raw)
+        if not ack.success:
+            code = ack.error.code.value if ack.error else "internal_error"
+            raise request_error(code, ack.message, ack.error.details if ack.error else None)
+        return model.model_validate(ack.data or {})
+
+    async def ping(self) -> PongData:
+        """Round trip to the server."""
+        return await self._request("ping", {}, PongData)
+
+    async def join(self, room: str) -> RoomsData:
+        """Join a room; kept across reconnects."""
+        result = await self._request("join", {"room": room}, RoomsData)
+        self.rooms = list(result.rooms)
+        return result
+
+    async def leave(self, room: str) -> RoomsData:
+        """Leave a room."""
+        result = await self._request("leave", {"room": room}, RoomsData)
+        self.rooms = list(result.rooms)
+        return result
+
+    async def subscribe(self, *event_types: str) -> FilterData:
+        """Add types to the filter; kept across reconnects."""
+        result = await self._request("subscribe", {"event_types": list(event_types)}, FilterData)
+        self.event_types = list(result.event_types)
+        return result
+
+    async def unsubscribe(self, *event_types: str) -> FilterData:
+        """Remove types from the filter (an empty filter means every type)."""
+        result = await self._request("unsubscribe", {"event_types": list(event_types)}, FilterData)
+        self.event_types = list(result.event_types)
+        return result
+
+    async def info(self) -> InfoData:
+        """What the server knows about this connection."""
+        return await self._request("info", {}, InfoData)

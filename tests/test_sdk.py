@@ -1,0 +1,173 @@
+"""The Python SDK against the real server: typed events and results, errors, reconnect and resume."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from client_sdk import errors
+from client_sdk.client import Event, ImmuneClient
+from client_sdk.protocol import Agent, ConnectedData, PongData, RoomsData
+from tests.conftest import ServerFactory
+from tests.proxy import CuttableProxy
+from tests.support import RunningServer
+
+AGENT = {
+    "agent_id": "a-7",
+    "agent_type": "macrophage",
+    "name": "m7",
+    "status": "active",
+    "health": 1.0,
+    "energy": 100.0,
+    "metadata": {},
+    "created_at": "2026-01-01T00:00:00.000Z",
+    "updated_at": "2026-01-01T00:00:00.000Z",
+}
+
+
+async def wait_until(check: Any, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_handlers_and_iterator_receive_typed_events(server: RunningServer) -> None:
+    handled: list[Event] = []
+    async with ImmuneClient(server.url, token=server.token(), rooms=["agents"]) as client:
+
+        @client.on("agent_created")
+        async def on_agent(event: Event) -> None:
+            handled.append(event)
+
+        accepted = await client.rest.ws.broadcast("agent_created", AGENT, room="agents")
+        await client.rest.ws.broadcast("custom.note", {"text": "hi"}, room="agents")
+        iterator = client.events()
+        first = await asyncio.wait_for(anext(iterator), 5)
+        second = await asyncio.wait_for(anext(iterator), 5)
+    assert isinstance(first.data, Agent) and first.data.agent_id == "a-7"
+    assert first.event_id == accepted.event_id and first.room == "agents"
+    assert second.event_type == "custom.note" and second.data == {"text": "hi"}
+    assert [event.event_id for event in handled] == [accepted.event_id]
+
+
+async def test_requests_return_typed_results_and_raise_typed_errors(server: RunningServer) -> None:
+    token = server.token("viewer", rooms=["agents", "agent:*"])
+    async with ImmuneClient(server.url, token=token) as client:
+        assert isinstance(await client.ping(), PongData)
+        joined = await client.join("agents")
+        assert isinstance(joined, RoomsData) and joined.rooms == ["agents"] and client.rooms == ["agents"]
+        assert (await client.subscribe("agent_created", "custom.x")).event_types == ["agent_created", "custom.x"]
+        assert client.event_types == ["agent_created", "custom.x"]
+        assert (await client.unsubscribe("custom.x")).event_types == ["agent_created"]
+        info = await client.info()
+        assert info.user == "tester" and info.rooms == ["agents"] and info.roles == ["viewer"]
+
+        with pytest.raises(errors.UnknownRoom) as unknown_room:
+            await client.join("nowhere")
+        assert unknown_room.value.code == "unknown_room"
+        with pytest.raises(errors.Forbidden):
+            await client.join("tasks")
+        with pytest.raises(errors.UnknownEventType):
+            await client.subscribe("no_such_type")
+        with pytest.raises(errors.InvalidRequest):
+            await client.join("")
+        assert (await client.leave("agents")).rooms == []
+
+
+async def test_refused_connect_raises_connect_refused(server: RunningServer) -> None:
+    client = ImmuneClient(server.url, token="not-a-jwt")
+    with pytest.raises(errors.ConnectRefused) as refused:
+        await client.connect()
+    assert refused.value.code == "unauthorized"
+    await client.close()
+
+
+async def test_rest_helpers_raise_typed_problems(server: RunningServer) -> None:
+    async with ImmuneClient(server.url, token=server.token("viewer")) as viewer:
+        stats = await viewer.rest.ws.stats()
+        assert stats["active_connections"] == 1
+        with pytest.raises(errors.AccessDenied):
+            await viewer.rest.ws.broadcast("custom.x")
+    admin = ImmuneClient(server.url, token=server.token())
+    with pytest.raises(errors.ValidationFailed) as invalid:
+        await admin.rest.ws.broadcast("Not A Type")
+    assert invalid.value.errors[0]["loc"][0] == "event_type"
+    with pytest.raises(errors.NotFound):
+        await admin.rest.ws.kick("no-such-connection")
+    page = await admin.rest.events()
+    assert page.items == [] and page.head == 0
+    await admin.rest.close()
+    anonymous = ImmuneClient(server.url)
+    with pytest.raises(errors.Unauthorized):
+        await anonymous.rest.ws.stats()
+    await anonymous.rest.close()
+
+
+async def test_network_cut_reconnects_with_a_fresh_token_and_resumes(server: RunningServer) -> None:
+    proxy = CuttableProxy(int(server.url.rsplit(":", 1)[1]))
+    await proxy.start()
+    tokens: list[str] = []
+
+    def provide() -> str:
+        tokens.append(server.token(sub=f"refresh-{len(tokens)}"))
+        return tokens[-1]
+
+    client = ImmuneClient(proxy.url, token_provider=provide, rooms=["agents"], backoff_initial_s=0.05)
+    admin = ImmuneClient(server.url, token=server.token())
+    try:
+        await client.connect()
+        before = await admin.rest.ws.broadcast("custom.one", room="agents")
+        await wait_until(lambda: client.last_event_id == before.event_id)
+        proxy.cut()
+        await wait_until(lambda: not client.connected)
+        during = [(await admin.rest.ws.broadcast("custom.gap", {"i": i}, room="agents")).event_id for i in range(5)]
+        connected = await client.wait_connected()
+        assert connected.recovered is True and connected.replayed == 5
+        await wait_until(lambda: client.last_event_id == during[-1])
+        iterator = client.events()
+        received = [(await asyncio.wait_for(anext(iterator), 5)).event_id for _ in range(6)]
+        assert received == [before.event_id, *during]
+        assert client.connects == 2 and len(tokens) == 2 and connected.user == "refresh-1"
+    finally:
+        await client.close()
+        await admin.rest.close()
+        await proxy.close()
+
+
+async def test_gap_past_the_replay_cap_calls_on_gap(server_factory: ServerFactory) -> None:
+    server = await server_factory(replay_cap=2)
+    proxy = CuttableProxy(int(server.url.rsplit(":", 1)[1]))
+    await proxy.start()
+    gaps: list[ConnectedData] = []
+    client = ImmuneClient(proxy.url, token=server.token(), rooms=["agents"], on_gap=gaps.append, backoff_initial_s=0.05)
+    admin = ImmuneClient(server.url, token=server.token())
+    try:
+        await client.connect()
+        proxy.cut()
+        await wait_until(lambda: not client.connected)
+        ids = [(await admin.rest.ws.broadcast("custom.lost", room="agents")).event_id for _ in range(4)]
+        await client.wait_connected()
+        await wait_until(lambda: len(gaps) == 1)
+        assert gaps[0].recovered is False and gaps[0].last_event_id == ids[-1]
+        assert client.last_event_id == ids[-1]
+        after = await admin.rest.ws.broadcast("custom.after", room="agents")
+        await wait_until(lambda: client.last_event_id == after.event_id)
+    finally:
+        await client.close()
+        await admin.rest.close()
+        await proxy.close()
+
+
+async def test_duplicate_ids_are_dropped(server: RunningServer) -> None:
+    # Our server never repeats an id on one connection; a duplicate can only come from a
+    # replay overlapping what was already received, which the SDK must absorb. Feed it one.
+    async with ImmuneClient(server.url, token=server.token(), rooms=["agents"]) as client:
+        await client.rest.ws.broadcast("custom.once", room="agents")
+        await wait_until(lambda: client._queue.qsize() == 1)
+        event = client._queue.get_nowait()
+        await client._on_raw_event("custom.once", event.model_dump(mode="json"))
+        assert client._queue.empty() and client.duplicates_dropped == 1
