@@ -13,6 +13,7 @@ class CuttableProxy:
         self.target_port = target_port
         self.port = 0
         self.cuts = 0
+        self.down = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -25,6 +26,9 @@ class CuttableProxy:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.transport.abort()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
@@ -44,11 +48,16 @@ class CuttableProxy:
         finally:
             writer.transport.abort()
 
-    def cut(self) -> None:
-        """Abort every open connection in both directions (no FIN handshake, no goodbye)."""
+    def cut(self, stay_down: bool = False) -> None:
+        """Abort every open connection (no FIN handshake, no goodbye); optionally refuse new ones."""
         self.cuts += 1
+        self.down = stay_down
         for writer in list(self._writers):
             writer.transport.abort()
+
+    def restore(self) -> None:
+        """Accept connections again after `cut(stay_down=True)`."""
+        self.down = False
 
     async def close(self) -> None:
         self.cut()
