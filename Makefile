@@ -14,12 +14,12 @@ test:           ## set up, then lint, type-check and run the whole test suite (w
 check: lint typecheck
 
 lint:
-	.venv/bin/ruff check server client_sdk tests $(wildcard bench)
-	.venv/bin/ruff format --check server client_sdk tests $(wildcard bench)
+	.venv/bin/ruff check server client_sdk tests scripts $(wildcard bench)
+	.venv/bin/ruff format --check server client_sdk tests scripts $(wildcard bench)
 
 format:
-	.venv/bin/ruff format server client_sdk tests $(wildcard bench)
-	.venv/bin/ruff check --fix server client_sdk tests $(wildcard bench)
+	.venv/bin/ruff format server client_sdk tests scripts $(wildcard bench)
+	.venv/bin/ruff check --fix server client_sdk tests scripts $(wildcard bench)
 
 typecheck:
 	.venv/bin/mypy server client_sdk
