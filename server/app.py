@@ -12,16 +12,18 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 
-from server.api import events_routes, ops_routes, ws_routes
-from server.api.keys import DATABASE, EVENT_LOG, GATEWAY, METRICS_REGISTRY, PUBLISHER, SETTINGS
+from server.api import domain_routes, events_routes, ops_routes, ws_routes
+from server.api.keys import DATABASE, DOMAIN, EVENT_LOG, GATEWAY, METRICS_REGISTRY, MONITOR, PUBLISHER, SETTINGS
 from server.api.problem import problem_middleware
 from server.api.security import AUTHORITY, auth_middleware
 from server.auth import TokenAuthority
 from server.config import Settings
+from server.domain import Domain
 from server.events.dispatcher import Dispatcher
 from server.events.log import EventLog
 from server.events.publisher import Publisher
 from server.events.retention import Retention
+from server.monitor import Monitor
 from server.realtime.gateway import RealtimeGateway
 from server.realtime.stats import RealtimeMetrics
 from server.store.db import Database
@@ -57,12 +59,15 @@ def build_app(settings: Settings) -> web.Application:
     authority = TokenAuthority(settings)
     gateway = RealtimeGateway(settings, authority, event_log, dispatcher, RealtimeMetrics(registry))
     dispatcher.add_sink(gateway)
+    domain = Domain.build(db, publisher, settings.proposal_timeout_s)
 
     app[SETTINGS] = settings
     app[DATABASE] = db
     app[EVENT_LOG] = event_log
     app[PUBLISHER] = publisher
     app[GATEWAY] = gateway
+    app[DOMAIN] = domain
+    app[MONITOR] = Monitor(db, publisher, gateway, domain, settings.metrics_interval_s, settings.expiry_interval_s)
     app[METRICS_REGISTRY] = registry
     app[AUTHORITY] = authority
 
@@ -70,6 +75,7 @@ def build_app(settings: Settings) -> web.Application:
     ops_routes.add_routes(app)
     ws_routes.add_routes(app)
     events_routes.add_routes(app)
+    domain_routes.add_routes(app)
     _add_dashboard(app)
 
     app.cleanup_ctx.append(_database_ctx)
@@ -94,8 +100,10 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         app[EVENT_LOG], settings.event_retention_count, settings.event_retention_seconds, settings.retention_interval_s
     )
     retention.start()
+    app[MONITOR].start()
     log.info("serving", node_id=settings.node_id, last_event_id=dispatcher.last_delivered)
     yield
+    await app[MONITOR].stop()
     await retention.stop()
     await app[GATEWAY].stop()
     await dispatcher.stop()

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     replay_cap: int = Field(10_000, ge=1, description="Most events replayed on one resume")
     retention_interval_s: float = Field(60.0, gt=0, description="How often retention prunes the log")
 
+    # domain
+    proposal_timeout_s: float = Field(300.0, gt=0, description="Default consensus proposal timeout")
+    expiry_interval_s: float = Field(0.5, gt=0, description="How often due proposals are expired")
+
     # operations
     metrics_interval_s: float = Field(10.0, gt=0, description="metrics_updated period to the system room")
     log_level: str = Field("info", description="structlog level")

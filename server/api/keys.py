@@ -6,8 +6,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from server.config import Settings
+from server.domain import Domain
 from server.events.log import EventLog
 from server.events.publisher import Publisher
+from server.monitor import Monitor
 from server.realtime.gateway import RealtimeGateway
 from server.store.db import Database
 
@@ -17,3 +19,5 @@ EVENT_LOG = web.AppKey("event_log", EventLog)
 PUBLISHER = web.AppKey("publisher", Publisher)
 GATEWAY = web.AppKey("gateway", RealtimeGateway)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
+DOMAIN = web.AppKey("domain", Domain)
+MONITOR = web.AppKey("monitor", Monitor)

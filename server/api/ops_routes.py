@@ -7,17 +7,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.api.bodies import json_response
 from server.api.keys import DATABASE, GATEWAY, METRICS_REGISTRY, SETTINGS
+from server.monitor import health_checks
 
 
 async def health(request: web.Request) -> web.Response:
     """Liveness: the process serves requests and the event loop turns."""
     gateway = request.app[GATEWAY]
+    status, checks = await health_checks(request.app[DATABASE])
     return json_response(
         {
-            "status": "healthy",
+            "status": status,
             "node_id": request.app[SETTINGS].node_id,
             "uptime_s": gateway.stats.uptime_s,
-            "checks": {"event_loop": "ok", "connections": len(gateway.connections)},
+            "checks": {**checks, "connections": len(gateway.connections)},
         }
     )
 

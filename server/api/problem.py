@@ -10,6 +10,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
+from server.domain.errors import DomainError, InvalidInput, InvalidTransition, NotFound
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
@@ -65,6 +67,20 @@ def validation_problem(exc: ValidationError) -> Problem:
     return Problem(422, "request validation failed", errors=errors, code="invalid_request")
 
 
+def domain_problem(error: DomainError) -> Problem:
+    """404 for a missing entity, 409 for a refused transition, 422 for an unacceptable field."""
+    if isinstance(error, NotFound):
+        return Problem(404, str(error), code="not_found")
+    if isinstance(error, InvalidTransition):
+        return Problem(409, str(error), code="conflict")
+    if isinstance(error, InvalidInput):
+        loc = error.field.split(".")
+        return Problem(
+            422, str(error), errors=[{"loc": loc, "msg": str(error), "type": "value_error"}], code="invalid_request"
+        )
+    return Problem(400, str(error))
+
+
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn Problems, aiohttp HTTP errors and crashes into problem+json."""
@@ -72,6 +88,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except Problem as problem:
         return problem.response(request.path)
+    except DomainError as error:
+        return domain_problem(error).response(request.path)
     except web.HTTPRequestEntityTooLarge:
         return Problem(413, "request body too large").response(request.path)
     except web.HTTPException as exc:

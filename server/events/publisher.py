@@ -36,7 +36,7 @@ class UnitOfWork:
         self, event_type: str, data: Mapping[str, Any], rooms: Sequence[str] = (), *, source: str = "api"
     ) -> PublishedEvent:
         """Append the event to the log in this transaction; dispatched after commit."""
-        event = await self._log.append(self.conn, event_type, dict(data), rooms, source)
+        event = await self._log.append(self.conn, str(event_type), dict(data), rooms, source)
         self.events.append(event)
         return event
 

@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -49,4 +50,61 @@ event_rooms = Table(
     metadata,
     Column("room", String(80), primary_key=True),
     Column("event_id", BigInteger, ForeignKey("events.id", ondelete="CASCADE"), primary_key=True),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("agent_type", String(32), nullable=False),
+    Column("name", String(120), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("health", Float, nullable=False),
+    Column("energy", Float, nullable=False),
+    Column("metadata", JSONType, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_agents_type_status", "agent_type", "status"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("task_type", String(80), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("payload", JSONType, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("agent_id", String(64), nullable=True),
+    Column("result", JSONType, nullable=True),
+    Column("error", String(2000), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_tasks_status", "status"),
+)
+
+election = Table(
+    "election",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("term", BigInteger, nullable=False),
+    Column("leader_id", String(64), nullable=True),
+    Column("elected_at", DateTime(timezone=True), nullable=True),
+)
+
+proposals = Table(
+    "proposals",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("proposal_type", String(80), nullable=False),
+    Column("data", JSONType, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("votes", JSONType, nullable=False),
+    Column("eligible_voters", JSONType, nullable=False),
+    Column("approval_rate", Float, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Index("ix_proposals_status_expires", "status", "expires_at"),
 )

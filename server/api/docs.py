@@ -1,0 +1,45 @@
+"""Route documentation attached to handlers; the OpenAPI document is generated from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDoc:
+    """What a route takes and answers, for OpenAPI."""
+
+    summary: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    emits: tuple[str, ...] = ()
+    tag: str = "api"
+
+
+def documented(
+    summary: str,
+    *,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+    emits: tuple[str, ...] = (),
+    tag: str = "api",
+) -> Callable[[F], F]:
+    """Attach a RouteDoc to a handler."""
+
+    def mark(handler: F) -> F:
+        handler.route_doc = RouteDoc(summary, body, query, response, status, errors, emits, tag)  # type: ignore[attr-defined]
+        return handler
+
+    return mark

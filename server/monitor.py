@@ -1,0 +1,103 @@
+"""Background jobs of the running server: metrics_updated, health_changed, proposal expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from client_sdk.protocol import EventType, HealthStatus
+from server.domain import Domain
+from server.events.publisher import Publisher
+from server.realtime.gateway import RealtimeGateway
+from server.store.db import Database
+from server.store.repositories import AgentRepository, TaskRepository
+
+log = structlog.get_logger(__name__)
+SYSTEM = ["system"]
+
+
+async def health_checks(db: Database) -> tuple[HealthStatus, dict[str, Any]]:
+    """The status /health reports, with one entry per dependency."""
+    try:
+        await asyncio.wait_for(db.ping(), 2.0)
+        database = "ok"
+    except Exception as exc:  # any failure is a finding, not a crash
+        database = f"error: {type(exc).__name__}"
+    status: HealthStatus = "healthy" if database == "ok" else "degraded"
+    return status, {"database": database, "event_loop": "ok"}
+
+
+class Monitor:
+    """Publishes live figures and health transitions to `system`; expires due proposals."""
+
+    def __init__(
+        self,
+        db: Database,
+        publisher: Publisher,
+        gateway: RealtimeGateway,
+        domain: Domain,
+        metrics_interval_s: float,
+        expiry_interval_s: float,
+    ) -> None:
+        self.db = db
+        self.publisher = publisher
+        self.gateway = gateway
+        self.domain = domain
+        self.metrics_interval_s = metrics_interval_s
+        self.expiry_interval_s = expiry_interval_s
+        self.health: HealthStatus | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last = (time.monotonic(), 0)
+
+    def start(self) -> None:
+        """Start the periodic jobs."""
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._every(self.metrics_interval_s, self.tick)),
+            loop.create_task(self._every(self.expiry_interval_s, self.domain.consensus.expire_due)),
+        ]
+
+    async def stop(self) -> None:
+        """Stop them."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _every(self, interval_s: float, job: Callable[[], Awaitable[Any]]) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await job()
+            except Exception:  # retried next round
+                log.exception("background_job_failed", job=getattr(job, "__name__", "job"))
+
+    async def tick(self) -> None:
+        """One round: announce health transitions, then the live figures."""
+        status, checks = await health_checks(self.db)
+        if self.health is not None and status != self.health:
+            data: dict[str, Any] = {"status": status, "previous_status": self.health, "checks": checks}
+            await self.publisher.publish(EventType.HEALTH_CHANGED, data, SYSTEM, source="server")
+        self.health = status
+        if status != "healthy":
+            return
+        async with self.db.read() as conn:
+            agents = await AgentRepository().count_by_status(conn)
+            tasks = await TaskRepository().count_by_status(conn)
+        now, published = time.monotonic(), self.gateway.stats.events_published
+        then, before = self._last
+        self._last = (now, published)
+        figures: dict[str, Any] = {
+            "connections": len(self.gateway.connections),
+            "events_per_s": round((published - before) / max(now - then, 1e-6), 3),
+            "events_published": published,
+            "agents_by_status": agents,
+            "tasks_by_status": tasks,
+        }
+        await self.publisher.publish(EventType.METRICS_UPDATED, figures, SYSTEM, source="server")

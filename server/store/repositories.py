@@ -1,0 +1,227 @@
+"""Row ↔ model mapping for the domain tables (SQLAlchemy Core; the same SQL on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from client_sdk.protocol import Agent, Proposal, Task
+from client_sdk.rest_models import ElectionState
+from server.store.tables import agents, election, proposals, tasks
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:  # SQLite hands back naive UTC
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _agent(row: Any) -> Agent:
+    return Agent(
+        agent_id=row["id"],
+        agent_type=row["agent_type"],
+        name=row["name"],
+        status=row["status"],
+        health=row["health"],
+        energy=row["energy"],
+        metadata=row["metadata"] or {},
+        created_at=_utc(row["created_at"]),
+        updated_at=_utc(row["updated_at"]),
+    )
+
+
+def _task(row: Any) -> Task:
+    return Task(
+        task_id=row["id"],
+        task_type=row["task_type"],
+        priority=row["priority"],
+        payload=row["payload"] or {},
+        status=row["status"],
+        agent_id=row["agent_id"],
+        result=row["result"],
+        error=row["error"],
+        created_at=_utc(row["created_at"]),
+        updated_at=_utc(row["updated_at"]),
+    )
+
+
+def _proposal(row: Any) -> Proposal:
+    return Proposal(
+        proposal_id=row["id"],
+        proposal_type=row["proposal_type"],
+        data=row["data"] or {},
+        threshold=row["threshold"],
+        status=row["status"],
+        votes=row["votes"] or {},
+        eligible_voters=row["eligible_voters"] or [],
+        approval_rate=row["approval_rate"],
+        created_at=_utc(row["created_at"]),
+        expires_at=_utc(row["expires_at"]),
+        decided_at=_utc(row["decided_at"]),
+    )
+
+
+class AgentRepository:
+    """The `agents` table."""
+
+    async def insert(self, conn: AsyncConnection, agent: Agent) -> None:
+        await conn.execute(insert(agents).values(**_agent_row(agent)))
+
+    async def get(self, conn: AsyncConnection, agent_id: str) -> Agent | None:
+        row = (await conn.execute(select(agents).where(agents.c.id == agent_id))).mappings().first()
+        return _agent(row) if row else None
+
+    async def save(self, conn: AsyncConnection, agent: Agent) -> None:
+        values = _agent_row(agent)
+        del values["id"]
+        await conn.execute(update(agents).where(agents.c.id == agent.agent_id).values(**values))
+
+    async def delete(self, conn: AsyncConnection, agent_id: str) -> bool:
+        result = await conn.execute(agents.delete().where(agents.c.id == agent_id))
+        return bool(result.rowcount)
+
+    async def page(
+        self, conn: AsyncConnection, agent_type: str | None, status: str | None, limit: int, offset: int
+    ) -> tuple[list[Agent], int]:
+        query = select(agents)
+        if agent_type:
+            query = query.where(agents.c.agent_type == agent_type)
+        if status:
+            query = query.where(agents.c.status == status)
+        total = (await conn.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+        rows = await conn.execute(query.order_by(agents.c.created_at, agents.c.id).limit(limit).offset(offset))
+        return [_agent(row) for row in rows.mappings()], int(total)
+
+    async def eligible(self, conn: AsyncConnection) -> list[Agent]:
+        """Agents that are not inactive, oldest first."""
+        rows = await conn.execute(
+            select(agents).where(agents.c.status != "inactive").order_by(agents.c.created_at, agents.c.id)
+        )
+        return [_agent(row) for row in rows.mappings()]
+
+    async def count_by_status(self, conn: AsyncConnection) -> dict[str, int]:
+        rows = await conn.execute(select(agents.c.status, func.count()).group_by(agents.c.status))
+        return {status: int(count) for status, count in rows}
+
+
+def _agent_row(agent: Agent) -> dict[str, Any]:
+    return {
+        "id": agent.agent_id,
+        "agent_type": agent.agent_type,
+        "name": agent.name,
+        "status": agent.status,
+        "health": agent.health,
+        "energy": agent.energy,
+        "metadata": agent.metadata,
+        "created_at": agent.created_at,
+        "updated_at": agent.updated_at,
+    }
+
+
+class TaskRepository:
+    """The `tasks` table."""
+
+    async def insert(self, conn: AsyncConnection, task: Task) -> None:
+        await conn.execute(insert(tasks).values(**_task_row(task)))
+
+    async def get(self, conn: AsyncConnection, task_id: str) -> Task | None:
+        row = (await conn.execute(select(tasks).where(tasks.c.id == task_id))).mappings().first()
+        return _task(row) if row else None
+
+    async def save(self, conn: AsyncConnection, task: Task) -> None:
+        values = _task_row(task)
+        del values["id"]
+        await conn.execute(update(tasks).where(tasks.c.id == task.task_id).values(**values))
+
+    async def page(self, conn: AsyncConnection, status: str | None, limit: int, offset: int) -> tuple[list[Task], int]:
+        query = select(tasks)
+        if status:
+            query = query.where(tasks.c.status == status)
+        total = (await conn.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+        rows = await conn.execute(query.order_by(tasks.c.created_at, tasks.c.id).limit(limit).offset(offset))
+        return [_task(row) for row in rows.mappings()], int(total)
+
+    async def count_by_status(self, conn: AsyncConnection) -> dict[str, int]:
+        rows = await conn.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status))
+        return {status: int(count) for status, count in rows}
+
+
+def _task_row(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.task_id,
+        "task_type": task.task_type,
+        "priority": task.priority,
+        "payload": task.payload,
+        "status": task.status,
+        "agent_id": task.agent_id,
+        "result": task.result,
+        "error": task.error,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+    }
+
+
+class ElectionRepository:
+    """The single-row `election` table."""
+
+    async def get(self, conn: AsyncConnection) -> ElectionState:
+        row = (await conn.execute(select(election).where(election.c.id == 1))).mappings().one()
+        return ElectionState(term=row["term"], leader_id=row["leader_id"], elected_at=_utc(row["elected_at"]))
+
+    async def save(self, conn: AsyncConnection, state: ElectionState) -> None:
+        await conn.execute(
+            update(election)
+            .where(election.c.id == 1)
+            .values(term=state.term, leader_id=state.leader_id, elected_at=state.elected_at)
+        )
+
+
+class ProposalRepository:
+    """The `proposals` table."""
+
+    async def insert(self, conn: AsyncConnection, proposal: Proposal) -> None:
+        await conn.execute(insert(proposals).values(**_proposal_row(proposal)))
+
+    async def get(self, conn: AsyncConnection, proposal_id: str) -> Proposal | None:
+        row = (await conn.execute(select(proposals).where(proposals.c.id == proposal_id))).mappings().first()
+        return _proposal(row) if row else None
+
+    async def save(self, conn: AsyncConnection, proposal: Proposal) -> None:
+        values = _proposal_row(proposal)
+        del values["id"]
+        await conn.execute(update(proposals).where(proposals.c.id == proposal.proposal_id).values(**values))
+
+    async def page(
+        self, conn: AsyncConnection, status: str | None, limit: int, offset: int
+    ) -> tuple[list[Proposal], int]:
+        query = select(proposals)
+        if status:
+            query = query.where(proposals.c.status == status)
+        total = (await conn.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+        rows = await conn.execute(query.order_by(proposals.c.created_at, proposals.c.id).limit(limit).offset(offset))
+        return [_proposal(row) for row in rows.mappings()], int(total)
+
+    async def expired_ids(self, conn: AsyncConnection, now: datetime) -> list[str]:
+        rows = await conn.execute(
+            select(proposals.c.id).where(proposals.c.status == "pending", proposals.c.expires_at <= now)
+        )
+        return [row[0] for row in rows]
+
+
+def _proposal_row(proposal: Proposal) -> dict[str, Any]:
+    return {
+        "id": proposal.proposal_id,
+        "proposal_type": proposal.proposal_type,
+        "data": proposal.data,
+        "threshold": proposal.threshold,
+        "status": proposal.status,
+        "votes": proposal.votes,
+        "eligible_voters": proposal.eligible_voters,
+        "approval_rate": proposal.approval_rate,
+        "created_at": proposal.created_at,
+        "expires_at": proposal.expires_at,
+        "decided_at": proposal.decided_at,
+    }
