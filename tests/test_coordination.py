@@ -93,7 +93,7 @@ async def test_threshold_exactly_reached_approves(server: RunningServer) -> None
     assert status == 200 and after_one["status"] == "pending"
     status, decided = await vote(server, proposal["proposal_id"], voters[1], True)  # 2/4 = 0.5
     assert decided["status"] == "approved" and decided["approval_rate"] == 1.0 and decided["decided_at"]
-    status, problem = await vote(server, proposal["proposal_id"], voters[2], False)
+    status, _problem = await vote(server, proposal["proposal_id"], voters[2], False)
     assert status == 409  # already decided
     await settle(server, rec)
     events = room_events(rec)
@@ -118,12 +118,12 @@ async def test_inline_votes_reject_once_approval_is_impossible(server: RunningSe
     status, proposal = await propose(server, votes={voters[0]: False, voters[1]: False})
     assert status == 201 and proposal["status"] == "rejected" and proposal["approval_rate"] == 0.0
     assert sleeper["agent_id"] not in proposal["eligible_voters"]
-    status, problem = await propose(server, votes={sleeper["agent_id"]: True})
+    status, _ = await propose(server, votes={sleeper["agent_id"]: True})
     assert status == 422  # inactive agents do not vote
     await settle(server, rec)
     assert [name for name, _, _ in room_events(rec)] == ["consensus_proposed", "consensus_decided"]
     assert room_events(rec)[1][2]["decision"] == "rejected" and room_events(rec)[1][2]["votes_against"] == 2
-    status, problem = await vote(server, "missing", voters[0], True)
+    status, _problem = await vote(server, "missing", voters[0], True)
     assert status == 404
     await rec.client.disconnect()
 
@@ -135,7 +135,7 @@ async def test_vote_rules(server: RunningServer) -> None:
     assert (await vote(server, pid, voters[0], True))[0] == 200
     assert (await vote(server, pid, voters[0], False))[0] == 409  # voted already
     assert (await vote(server, pid, "stranger", True))[0] == 422
-    status, body, _ = await rest(server, "POST", f"/coordination/consensus/{pid}/votes", json={"agent_id": voters[1]})
+    status, _body, _ = await rest(server, "POST", f"/coordination/consensus/{pid}/votes", json={"agent_id": voters[1]})
     assert status == 422
     status, decided = await vote(server, pid, voters[1], False)
     assert decided["status"] == "rejected" and decided["approval_rate"] == 0.5
@@ -167,7 +167,7 @@ async def test_proposal_expires_at_its_timeout(server_factory: ServerFactory) ->
     }
     status, got, _ = await rest(server, "GET", f"/coordination/consensus/{proposal['proposal_id']}")
     assert got["status"] == "expired"
-    status, problem = await vote(server, proposal["proposal_id"], other, True)
+    status, _problem = await vote(server, proposal["proposal_id"], other, True)
     assert status == 409
     await rec.client.disconnect()
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support import rest, start_server, test_settings
+from tests import support
+from tests.support import rest, start_server
 from tests.test_agents_api import create
 
 
 async def test_restart_keeps_agents_tasks_election_and_events(tmp_path: Path) -> None:
-    first = await start_server(test_settings(tmp_path))
+    first = await start_server(support.test_settings(tmp_path))
     try:
         agent = await create(first, name="survivor")
         status, task, _ = await rest(
@@ -21,7 +22,7 @@ async def test_restart_keeps_agents_tasks_election_and_events(tmp_path: Path) ->
     finally:
         await first.runner.cleanup()
 
-    second = await start_server(test_settings(tmp_path))
+    second = await start_server(support.test_settings(tmp_path))
     try:
         status, got, _ = await rest(second, "GET", f"/agents/{agent['agent_id']}")
         assert status == 200 and got == agent

@@ -55,7 +55,7 @@ async def test_create_with_agent_is_assigned_and_visible_in_the_task_room(server
 
     entity = await listener(server, f"task:{task['task_id']}")
     await rest(server, "PATCH", f"/coordination/tasks/{task['task_id']}", json={"status": "failed"})
-    status, problem, _ = await rest(
+    status, _problem, _ = await rest(
         server, "PATCH", f"/coordination/tasks/{task['task_id']}", json={"status": "failed"}
     )
     assert status == 409  # assigned → failed is not a transition
