@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 
-from server.api import domain_routes, events_routes, ops_routes, ws_routes
+from server.api import domain_routes, events_routes, openapi, ops_routes, ws_routes
 from server.api.keys import DATABASE, DOMAIN, EVENT_LOG, GATEWAY, METRICS_REGISTRY, MONITOR, PUBLISHER, SETTINGS
 from server.api.problem import problem_middleware
 from server.api.security import AUTHORITY, auth_middleware
@@ -76,6 +76,7 @@ def build_app(settings: Settings) -> web.Application:
     ws_routes.add_routes(app)
     events_routes.add_routes(app)
     domain_routes.add_routes(app)
+    openapi.add_routes(app)
     _add_dashboard(app)
 
     app.cleanup_ctx.append(_database_ctx)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from client_sdk.protocol import AnyEnvelope, EventPage, is_subscribable_type, is_valid_room
+from client_sdk.protocol import ID_PATTERN, AnyEnvelope, EventPage, is_subscribable_type, is_valid_room
 from server.api.bodies import json_response
+from server.api.docs import documented
 from server.api.keys import EVENT_LOG
 from server.api.problem import Problem, validation_problem
 from server.api.security import requires
@@ -22,8 +25,11 @@ class EventQuery(BaseModel):
 
     after: int = Field(0, ge=0)
     limit: int = Field(100, ge=1, le=MAX_PAGE)
-    rooms: list[str] | None = Field(None, max_length=100)
-    event_types: list[str] | None = Field(None, max_length=64)
+    # Bounded so a query always fits one request line (aiohttp's limit is 8 KiB).
+    rooms: list[Annotated[str, Field(max_length=80, pattern=ID_PATTERN)]] | None = Field(None, max_length=20)
+    event_types: list[Annotated[str, Field(max_length=80, pattern=r"^[a-z0-9_.-]+$")]] | None = Field(
+        None, max_length=20
+    )
 
     @field_validator("rooms")
     @classmethod
@@ -59,6 +65,7 @@ def _read_query(request: web.Request) -> EventQuery:
 
 
 @requires(Role.VIEWER)
+@documented("Read the event log", query=EventQuery, response=EventPage, errors=(400, 401, 422), tag="events")
 async def list_events(request: web.Request) -> web.Response:
     """Events after `after`, in id order, optionally for rooms (plus deployment-wide) and types."""
     query = _read_query(request)

@@ -11,11 +11,13 @@ from client_sdk.protocol import (
     CONNECTION_EVENT_TYPES,
     DisconnectReason,
     EventType,
+    InfoData,
     is_custom_type,
     is_valid_room,
     parse_event_data,
 )
 from server.api.bodies import json_response, parse_body
+from server.api.docs import documented
 from server.api.keys import GATEWAY, PUBLISHER
 from server.api.problem import Problem, validation_problem
 from server.api.security import requires
@@ -56,6 +58,7 @@ class BroadcastAccepted(BaseModel):
 
 
 @requires(Role.VIEWER)
+@documented("Real-time figures (SPEC §8)", errors=(401,), tag="realtime")
 async def get_stats(request: web.Request) -> web.Response:
     """Real-time figures; `nodes` lists each node's own (one node when not clustered)."""
     node = request.app[GATEWAY].snapshot()
@@ -63,6 +66,14 @@ async def get_stats(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented(
+    "Publish a custom or standard event",
+    body=BroadcastRequest,
+    response=BroadcastAccepted,
+    status=202,
+    errors=(400, 401, 403, 413, 422),
+    tag="realtime",
+)
 async def post_broadcast(request: web.Request) -> web.Response:
     """Publish a custom or validated standard event to a room or the whole deployment."""
     body = await parse_body(request, BroadcastRequest)
@@ -80,6 +91,7 @@ async def post_broadcast(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented("List connections on this node", errors=(401, 403), tag="realtime")
 async def list_connections(request: web.Request) -> web.Response:
     """Every connection on this node."""
     gateway = request.app[GATEWAY]
@@ -88,6 +100,7 @@ async def list_connections(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented("Inspect a connection", response=InfoData, errors=(401, 403, 404), tag="realtime")
 async def get_connection(request: web.Request) -> web.Response:
     """One connection's `info`."""
     gateway = request.app[GATEWAY]
@@ -98,6 +111,7 @@ async def get_connection(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented("Kick a connection (it receives disconnected: kicked)", status=204, errors=(401, 403, 404), tag="realtime")
 async def kick_connection(request: web.Request) -> web.Response:
     """Send `disconnected` (kicked) and close the connection."""
     gateway = request.app[GATEWAY]

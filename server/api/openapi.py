@@ -1,0 +1,222 @@
+"""GET /openapi.json (OpenAPI 3.1), GET /asyncapi.json (AsyncAPI 3.0) and GET /docs, generated from the models."""
+
+from __future__ import annotations
+
+import html
+import re
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from client_sdk.protocol import (
+    EVENT_DATA_MODELS,
+    PRIMARY_ROOMS,
+    Ack,
+    ConnectAuth,
+    EventType,
+    FilterRequest,
+    RoomRequest,
+)
+from server.api.bodies import json_response
+from server.api.docs import RouteDoc
+from server.auth import Role
+
+REF = "#/components/schemas/{model}"
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "code": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+    "required": ["title", "status"],
+}
+
+
+def _documented_routes(app: web.Application) -> list[tuple[str, str, Any, RouteDoc]]:
+    found = []
+    for route in app.router.routes():
+        doc = getattr(route.handler, "route_doc", None)
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter")
+        if doc is not None and path:
+            found.append((route.method.lower(), path, route.handler, doc))
+    return found
+
+
+def build_openapi(app: web.Application) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every documented route."""
+    routes = _documented_routes(app)
+    models: list[type[BaseModel]] = []
+    for _, _, _, doc in routes:
+        for model in (doc.body, doc.response):
+            if model is not None and model not in models:
+                models.append(model)
+    keyed = [(model, "validation" if model in {d.body for *_, d in routes} else "serialization") for model in models]
+    refs, defs = models_json_schema(keyed, ref_template=REF)  # type: ignore[arg-type]
+    schemas: dict[str, Any] = dict(defs.get("$defs", {}))
+    schemas["Problem"] = PROBLEM_SCHEMA
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, handler, doc in routes:
+        role: Role | None = getattr(handler, "required_role", None)
+        operation: dict[str, Any] = {
+            "summary": doc.summary,
+            "operationId": f"{method}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}",
+            "tags": [doc.tag],
+            "responses": {},
+        }
+        if role is not None:
+            operation["security"] = [{"bearer": []}]
+            operation["description"] = f"Needs role `{role.name.lower()}` or above."
+        if doc.emits:
+            operation["description"] = operation.get("description", "") + " Emits: " + ", ".join(doc.emits) + "."
+        parameters = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+            for name in re.findall(r"{(\w+)}", path)
+        ]
+        if doc.query is not None:
+            for name, field in doc.query.model_fields.items():
+                schema = doc.query.model_json_schema()["properties"][name]
+                parameters.append({"name": name, "in": "query", "required": field.is_required(), "schema": schema})
+        if parameters:
+            operation["parameters"] = parameters
+        if doc.body is not None:
+            ref = refs[(doc.body, "validation")]
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref}}}
+        success: dict[str, Any] = {"description": doc.summary}
+        if doc.response is not None:
+            ref = refs[(doc.response, "serialization")]
+            success["content"] = {"application/json": {"schema": ref}}
+        operation["responses"][str(doc.status)] = success
+        for status in doc.errors:
+            operation["responses"][str(status)] = {
+                "description": "problem",
+                "content": {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}},
+            }
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Active Immune Core", "version": "1.0.0"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }
+
+
+@cache
+def build_asyncapi() -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of the Socket.IO events (server → client and client → server)."""
+    event_models = list(dict.fromkeys(EVENT_DATA_MODELS.values()))
+    extra: list[type[BaseModel]] = [ConnectAuth, RoomRequest, FilterRequest, Ack]
+    keyed = [(model, "serialization") for model in [*event_models, *extra]]
+    refs, defs = models_json_schema(keyed, ref_template="#/components/schemas/{model}")  # type: ignore[arg-type]
+    messages: dict[str, Any] = {}
+    for event_type, model in EVENT_DATA_MODELS.items():
+        messages[event_type.value] = {
+            "name": event_type.value,
+            "summary": f"`{event_type.value}` to {PRIMARY_ROOMS.get(event_type) or 'one connection'}",
+            "payload": {
+                "type": "object",
+                "required": ["event_type", "event_id", "timestamp", "data", "source", "room"],
+                "properties": {
+                    "event_type": {"const": event_type.value},
+                    "event_id": {"type": ["integer", "null"]},
+                    "timestamp": {"type": "string", "format": "date-time"},
+                    "source": {"type": "string"},
+                    "room": {"type": ["string", "null"]},
+                    "data": refs[(model, "serialization")],
+                },
+            },
+        }
+    requests: dict[str, type[BaseModel] | None] = {
+        "ping": None,
+        "join": RoomRequest,
+        "leave": RoomRequest,
+        "subscribe": FilterRequest,
+        "unsubscribe": FilterRequest,
+        "info": None,
+    }
+    for name, request_model in requests.items():
+        messages[f"request_{name}"] = {
+            "name": name,
+            "summary": f"client → server `{name}`, acknowledged with an Ack",
+            "payload": refs[(request_model, "serialization")] if request_model else {"type": "object"},
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {"title": "Active Immune Core real-time events", "version": "1.0.0"},
+        "defaultContentType": "application/json",
+        "servers": {"socketio": {"host": "localhost:8000", "pathname": "/socket.io/", "protocol": "ws"}},
+        "channels": {
+            "events": {
+                "address": "/",
+                "description": "The default Socket.IO namespace. Connect with `auth` as in ConnectAuth.",
+                "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in messages},
+            }
+        },
+        "operations": {
+            "receiveEvents": {
+                "action": "receive",
+                "channel": {"$ref": "#/channels/events"},
+                "messages": [
+                    {"$ref": f"#/channels/events/messages/{t.value}"} for t in EventType if t.value in messages
+                ],
+            },
+            "sendRequests": {
+                "action": "send",
+                "channel": {"$ref": "#/channels/events"},
+                "messages": [{"$ref": f"#/channels/events/messages/request_{n}"} for n in requests],
+            },
+        },
+        "components": {"schemas": dict(defs.get("$defs", {})), "messages": messages},
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The REST API as OpenAPI 3.1."""
+    return json_response(build_openapi(request.app))
+
+
+async def asyncapi(_request: web.Request) -> web.Response:
+    """The Socket.IO events as AsyncAPI 3.0."""
+    return json_response(build_asyncapi())
+
+
+async def docs_page(request: web.Request) -> web.Response:
+    """A self-contained HTML page listing every route and event (no CDN: it works offline)."""
+    spec = build_openapi(request.app)
+    rows = []
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            codes = ", ".join(op["responses"])
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op['summary'])}</td><td>{html.escape(op.get('description', ''))}</td>"
+                f"<td>{codes}</td></tr>"
+            )
+    events = "".join(f"<li><code>{t.value}</code> → {PRIMARY_ROOMS.get(t) or 'one connection'}</li>" for t in EventType)
+    body = f"""<!doctype html><html><head><meta charset="utf-8"><title>Active Immune Core API</title>
+<style>body{{font:14px system-ui;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px}}</style>
+</head><body><h1>Active Immune Core API</h1>
+<p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1),
+<a href="/asyncapi.json">/asyncapi.json</a> (AsyncAPI 3.0, Socket.IO events).</p>
+<h2>REST</h2><table><tr><th>method</th><th>path</th><th>what</th><th>notes</th><th>statuses</th></tr>
+{"".join(rows)}</table><h2>Events</h2><ul>{events}</ul></body></html>"""
+    return web.Response(text=body, content_type="text/html")
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the API documents."""
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/asyncapi.json", asyncapi)
+    app.router.add_get("/docs", docs_page)
