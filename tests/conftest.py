@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.postgres import PostgresServer
 from tests.support import RunningServer, start_server, test_settings
 
 ServerFactory = Callable[..., Awaitable[RunningServer]]
@@ -33,3 +35,19 @@ async def server_factory(tmp_path: Path) -> AsyncIterator[ServerFactory]:
 async def server(server_factory: ServerFactory) -> RunningServer:
     """A server with default settings."""
     return await server_factory()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole session."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def pg_server(server_factory: ServerFactory, postgres: PostgresServer) -> RunningServer:
+    """Our server on a fresh PostgreSQL database."""
+    await asyncio.to_thread(postgres.reset)
+    return await server_factory(database_url=postgres.url)
