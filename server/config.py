@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(100_000, ge=1024, description="Largest Socket.IO message or REST body")
     max_rooms_per_connection: int = Field(100, ge=1, description="Rooms one connection may join")
     max_filter_size: int = Field(64, ge=1, description="Event types one filter may hold")
+    max_json_depth: int = Field(32, ge=2, description="Deepest nesting accepted in a client event or REST body")
+    rate_limit_strikes: int = Field(
+        40, ge=1, description="Refused client events in a row before disconnecting as rate_limited"
+    )
     ping_interval_s: float = Field(25.0, gt=0, description="Engine.IO heartbeat interval")
     ping_timeout_s: float = Field(20.0, gt=0, description="Engine.IO heartbeat timeout")
 
@@ -53,6 +57,7 @@ class Settings(BaseSettings):
     rest_per_min: float = Field(600.0, gt=0, description="REST calls per identity, sustained")
     rest_burst: int = Field(100, ge=1, description="REST calls per identity, burst")
     connects_per_min_per_ip: float = Field(600.0, gt=0, description="Connection attempts per IP")
+    connects_burst_per_ip: int = Field(100, ge=1, description="Connection attempts per IP, burst")
     max_connections_per_user: int = Field(100, ge=1, description="Concurrent connections per token subject")
 
     # event log

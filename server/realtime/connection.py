@@ -8,6 +8,7 @@ from datetime import datetime
 
 from client_sdk.protocol import utc_now
 from server.auth import Identity
+from server.realtime.limits import TokenBucket
 from server.realtime.resume import ResumePlan
 
 
@@ -30,6 +31,8 @@ class Connection:
     active: bool = False
     closing: bool = False
     resume: ResumePlan | None = None
+    bucket: TokenBucket | None = None
+    strikes: int = 0
 
     @property
     def connection_id(self) -> str:

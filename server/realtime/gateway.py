@@ -37,7 +37,9 @@ from server.realtime import codec
 from server.realtime.backpressure import SendWatchdog
 from server.realtime.connection import Connection
 from server.realtime.errors import ProtocolError
+from server.realtime.limits import KeyedBuckets, TokenBucket, json_depth
 from server.realtime.manager import FanoutManager
+from server.realtime.reaper import ConnectionReaper
 from server.realtime.requests import ClientRequests
 from server.realtime.resume import RecentEvents, ResumePlan, ResumePlanner
 from server.realtime.rooms import membership_rooms, target_rooms
@@ -108,6 +110,8 @@ class RealtimeGateway:
         dispatcher.add_sink(self.recent)
         self.resumer = ResumePlanner(event_log, dispatcher, self.recent, settings.replay_cap)
         self.watchdog = SendWatchdog(settings.send_timeout_s, self._queues, self._on_overflow)
+        self.reaper = ConnectionReaper(lambda: self.connections.values(), self._close_soon, settings.idle_timeout_s)
+        self.connect_limits = KeyedBuckets(settings.connects_per_min_per_ip, settings.connects_burst_per_ip)
         self.connections: dict[str, Connection] = {}
         self.epoch = ""
         self._closing: set[str] = set()
@@ -120,10 +124,12 @@ class RealtimeGateway:
         """Load what every `connected` carries and start the send-timeout watchdog."""
         self.epoch = await self.event_log.epoch()
         self.watchdog.start()
+        self.reaper.start()
 
     async def stop(self) -> None:
         """Stop background work."""
         await self.watchdog.stop()
+        await self.reaper.stop()
 
     def _queues(self) -> list[tuple[str, asyncio.Queue[Any]]]:
         sockets = self.sio.eio.sockets
@@ -154,6 +160,12 @@ class RealtimeGateway:
     def _admit(self, sid: str, environ: dict[str, Any], auth: Any) -> tuple[Connection, ConnectAuth]:
         if not self.origins.allows(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST")):
             raise ProtocolError(ErrorCode.ORIGIN_NOT_ALLOWED, "origin not allowed")
+        retry_after = self.connect_limits.take(str(environ.get("REMOTE_ADDR") or "unknown"))
+        if retry_after:
+            self.stats.rate_limited += 1
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED, "too many connection attempts", {"retry_after_s": round(retry_after, 3)}
+            )
         query = parse_qs(environ.get("QUERY_STRING", ""))
         fields: dict[str, Any] = dict(auth) if isinstance(auth, dict) else {}
         if auth is not None and not isinstance(auth, dict):
@@ -172,6 +184,13 @@ class RealtimeGateway:
             identity = self.authority.verify(request.token)
         except AuthError as exc:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from None
+        open_for_user = sum(1 for c in self.connections.values() if c.identity.subject == identity.subject)
+        if open_for_user >= self.settings.max_connections_per_user:
+            raise ProtocolError(
+                ErrorCode.TOO_MANY_CONNECTIONS,
+                "too many concurrent connections for this user",
+                {"limit": self.settings.max_connections_per_user},
+            )
         rooms = list(dict.fromkeys(request.rooms))
         for room in rooms:
             if not is_valid_room(room):
@@ -196,6 +215,7 @@ class RealtimeGateway:
             remote_addr=environ.get("REMOTE_ADDR"),
             rooms=rooms,
             event_types=event_types,
+            bucket=TokenBucket(self.settings.client_events_per_min / 60.0, self.settings.client_events_burst),
         )
         return conn, request
 
@@ -308,6 +328,11 @@ class RealtimeGateway:
         self.stats.messages_received += 1
         handler = self.requests.handlers.get(name)
         try:
+            self._check_rate(conn)
+            if json_depth(args, self.settings.max_json_depth + 1) > self.settings.max_json_depth + 1:
+                raise ProtocolError(
+                    ErrorCode.INVALID_REQUEST, "payload nested too deeply", {"limit": self.settings.max_json_depth}
+                )
             if handler is None:
                 raise ProtocolError(ErrorCode.UNKNOWN_ACTION, f"unknown action: {name[:64]}", {"event": name[:64]})
             ack = await handler(conn, args[0] if args else {})
@@ -322,6 +347,22 @@ class RealtimeGateway:
             error = ErrorData(code=ack.error.code, message=ack.message, details=ack.error.details, request=name[:64])
             self.send_direct(conn, EventType.ERROR, error.model_dump(mode="json"))
         return ack.model_dump(mode="json", exclude_none=True)
+
+    def _check_rate(self, conn: Connection) -> None:
+        """Token bucket per connection; a client that keeps hammering is disconnected."""
+        retry_after = conn.bucket.take() if conn.bucket else 0.0
+        if not retry_after:
+            conn.strikes = 0
+            return
+        conn.strikes += 1
+        self.stats.rate_limited += 1
+        if conn.strikes >= self.settings.rate_limit_strikes:
+            self._close_soon(conn.sid, DisconnectReason.RATE_LIMITED, "too many requests")
+        raise ProtocolError(ErrorCode.RATE_LIMITED, "too many requests", {"retry_after_s": round(retry_after, 3)})
+
+    def _close_soon(self, sid: str, reason: DisconnectReason, message: str) -> None:
+        if sid not in self._closing:
+            asyncio.get_running_loop().create_task(self.close_connection(sid, reason, message))
 
     def describe(self, conn: Connection) -> InfoData:
         """The `info` data of a connection (also served by GET /ws/connections/{id})."""
@@ -376,9 +417,7 @@ class RealtimeGateway:
         if sid in self._closing:
             return
         self.stats.slow_consumer_disconnects += 1
-        asyncio.get_running_loop().create_task(
-            self.close_connection(sid, DisconnectReason.SLOW_CONSUMER, "outgoing queue full")
-        )
+        self._close_soon(sid, DisconnectReason.SLOW_CONSUMER, "outgoing queue full")
 
     async def shutdown(self) -> None:
         """Tell every connection the server is going away, then close them all."""

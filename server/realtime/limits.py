@@ -1,0 +1,66 @@
+"""Token buckets for rate limits (SPEC §7): per connection, per identity, per IP."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+
+class TokenBucket:
+    """`burst` tokens, refilled at `rate_per_s`; each request takes one."""
+
+    __slots__ = ("burst", "rate_per_s", "tokens", "updated")
+
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+
+    def take(self, now: float | None = None) -> float:
+        """Take a token: 0.0 when allowed, else the seconds until one is available."""
+        now = time.monotonic() if now is None else now
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate_per_s)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate_per_s
+
+
+class KeyedBuckets:
+    """One bucket per key (identity, IP), at most `max_keys` remembered (least recently used go)."""
+
+    def __init__(self, per_min: float, burst: int, max_keys: int = 100_000) -> None:
+        self.rate_per_s = per_min / 60.0
+        self.burst = burst
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """Take a token for `key`: 0.0 when allowed, else seconds to wait."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = TokenBucket(self.rate_per_s, self.burst)
+            if len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket.take(now)
+
+
+def json_depth(value: object, limit: int) -> int:
+    """Nesting depth of a decoded JSON value, counting stops past `limit` (cheap on hostile input)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                return deepest
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
