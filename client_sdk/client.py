@@ -71,6 +71,7 @@ class ImmuneClient:
         backoff_max_s: float = 30.0,
         request_timeout_s: float = 10.0,
         max_buffered_events: int = 10_000,
+        keepalive_s: float = 60.0,
     ) -> None:
         self.url = url.rstrip("/")
         self._static_token = token
@@ -86,6 +87,7 @@ class ImmuneClient:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.request_timeout_s = request_timeout_s
+        self.keepalive_s = keepalive_s
         self.connection: ConnectedData | None = None
         self.last_disconnect: DisconnectedData | None = None
         self.connects = 0
@@ -160,7 +162,7 @@ class ImmuneClient:
                     return
             else:
                 delay = self.backoff_initial_s
-                await self._lost.wait()
+                await self._keep_alive()
                 await self._teardown()
                 if self._closing or not self.reconnect:
                     return
@@ -170,6 +172,15 @@ class ImmuneClient:
             # Full jitter: spread a fleet's reconnects after a server restart.
             await asyncio.sleep(random.uniform(0, delay))
             delay = min(delay * 2, self.backoff_max_s)
+
+    async def _keep_alive(self) -> None:
+        # The server ends connections that send nothing for IMMUNE_IDLE_TIMEOUT_S (default 300 s).
+        while not self._lost.is_set():
+            try:
+                await asyncio.wait_for(self._lost.wait(), self.keepalive_s)
+            except TimeoutError:
+                with contextlib.suppress(Exception):
+                    await self.ping()
 
     async def _connect_once(self) -> None:
         self._ready.clear()

@@ -13,7 +13,19 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 
 from server.api import domain_routes, events_routes, openapi, ops_routes, ws_routes
-from server.api.keys import DATABASE, DOMAIN, EVENT_LOG, GATEWAY, METRICS_REGISTRY, MONITOR, PUBLISHER, SETTINGS
+from server.api.cors import cors_middleware
+from server.api.keys import (
+    DATABASE,
+    DOMAIN,
+    EVENT_LOG,
+    GATEWAY,
+    METRICS_REGISTRY,
+    MONITOR,
+    ORIGINS,
+    PUBLISHER,
+    REST_LIMITS,
+    SETTINGS,
+)
 from server.api.problem import problem_middleware
 from server.api.security import AUTHORITY, auth_middleware
 from server.auth import TokenAuthority
@@ -24,7 +36,9 @@ from server.events.log import EventLog
 from server.events.publisher import Publisher
 from server.events.retention import Retention
 from server.monitor import Monitor
+from server.origins import OriginPolicy
 from server.realtime.gateway import RealtimeGateway
+from server.realtime.limits import KeyedBuckets
 from server.realtime.stats import RealtimeMetrics
 from server.store.db import Database
 
@@ -48,7 +62,7 @@ def build_app(settings: Settings) -> web.Application:
         # Refuse rather than silently run single-node: clients would miss other nodes' events.
         raise ValueError("IMMUNE_REDIS_URL is set, but Redis fan-out is not available in this version")
     app = web.Application(
-        middlewares=[request_id_middleware, problem_middleware, auth_middleware],
+        middlewares=[request_id_middleware, cors_middleware, problem_middleware, auth_middleware],
         client_max_size=settings.max_payload_bytes,
     )
     db = Database(settings.resolved_database_url())
@@ -67,6 +81,8 @@ def build_app(settings: Settings) -> web.Application:
     app[PUBLISHER] = publisher
     app[GATEWAY] = gateway
     app[DOMAIN] = domain
+    app[ORIGINS] = OriginPolicy(settings)
+    app[REST_LIMITS] = KeyedBuckets(settings.rest_per_min, settings.rest_burst)
     app[MONITOR] = Monitor(db, publisher, gateway, domain, settings.metrics_interval_s, settings.expiry_interval_s)
     app[METRICS_REGISTRY] = registry
     app[AUTHORITY] = authority

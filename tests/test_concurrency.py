@@ -15,7 +15,8 @@ PER_WRITER = 25
 async def writer(server: RunningServer, n: int) -> list[int]:
     accepted = []
     rooms = ["agents", "tasks", None]
-    async with aiohttp.ClientSession(headers=server.headers()) as session:
+    # One identity per writer, as separate services would be (each within its REST rate limit).
+    async with aiohttp.ClientSession(headers=server.headers(sub=f"writer-{n}")) as session:
         for i in range(PER_WRITER):
             room = rooms[(n + i) % 3]
             body = {"event_type": "custom.w" if i % 2 else "custom.v", "data": {"writer": n, "i": i}}

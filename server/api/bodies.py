@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from server.api.keys import SETTINGS
 from server.api.problem import Problem, validation_problem
+from server.realtime.limits import json_depth
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -25,9 +26,13 @@ async def read_json(request: web.Request) -> Any:
     if not raw:
         raise Problem(400, "request body must be JSON")
     try:
-        return orjson.loads(raw)
+        payload = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise Problem(400, f"malformed JSON: {exc}") from None
+    limit = request.app[SETTINGS].max_json_depth
+    if json_depth(payload, limit) > limit:
+        raise Problem(422, f"JSON nested deeper than {limit} levels", code="invalid_request")
+    return payload
 
 
 async def parse_body(request: web.Request, model: type[M]) -> M:

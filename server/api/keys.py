@@ -10,7 +10,9 @@ from server.domain import Domain
 from server.events.log import EventLog
 from server.events.publisher import Publisher
 from server.monitor import Monitor
+from server.origins import OriginPolicy
 from server.realtime.gateway import RealtimeGateway
+from server.realtime.limits import KeyedBuckets
 from server.store.db import Database
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -21,3 +23,5 @@ GATEWAY = web.AppKey("gateway", RealtimeGateway)
 METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 DOMAIN = web.AppKey("domain", Domain)
 MONITOR = web.AppKey("monitor", Monitor)
+ORIGINS = web.AppKey("origins", OriginPolicy)
+REST_LIMITS = web.AppKey("rest_limits", KeyedBuckets)

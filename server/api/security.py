@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from server.api.keys import REST_LIMITS
 from server.api.problem import Problem
 from server.auth import AuthError, Identity, Role, TokenAuthority
 
@@ -52,6 +54,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             code="unauthorized",
         ) from None
     request[IDENTITY] = identity
+    retry_after = request.app[REST_LIMITS].take(identity.subject)
+    if retry_after:
+        raise Problem(
+            429,
+            "too many requests",
+            headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
+            code="rate_limited",
+        )
     role: Role = getattr(handler, "required_role", Role.ADMIN)
     if not identity.has_role(role):
         raise Problem(403, f"requires role {role.name.lower()}", code="forbidden")

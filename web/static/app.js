@@ -210,6 +210,13 @@ function connect() {
   renderRooms(socket);
   refreshStats();
   setInterval(refreshStats, 5000);
+  // Keep-alive: the server closes connections silent for IMMUNE_IDLE_TIMEOUT_S (default 300 s).
+  setInterval(async () => {
+    if (!socket.connected) return;
+    const started = performance.now();
+    const ack = await socket.timeout(5000).emitWithAck("ping", {}).catch(() => null);
+    if (ack && ack.success) $("last-ack").textContent = `ping ${Math.round(performance.now() - started)} ms`;
+  }, 60000);
   return socket;
 }
 
