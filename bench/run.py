@@ -1,0 +1,337 @@
+"""Benchmarks: our server, the Node.js socket.io 4 server and a raw aiohttp ceiling, in one run.
+
+    python -m bench.run [--clients 1000,5000] [--burst 20] [--paced-clients 1000] [--seconds 5]
+
+Each server runs pinned to CPU 0 and the load generator (bench/node/loadgen.mjs, raw Engine.IO
+over `ws`) to CPU 1. Headline: server CPU time per delivery, from /proc, which does not depend on
+the generator's speed. Results go to bench/results/latest.json and docs/benchmarks.md (+ PNG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_DIR = ROOT / "bench" / "node"
+RESULTS = ROOT / "bench" / "results"
+DOCS = ROOT / "docs"
+SECRET = "bench-secret-" + "z" * 32
+PAD = 150  # payload padding: envelopes of about 200-300 bytes
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def pinned(cpu: int) -> list[str]:
+    return ["taskset", "-c", str(cpu)] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@dataclass
+class Peer:
+    """A server under test: how to start it and how to make it broadcast."""
+
+    name: str
+    proc: subprocess.Popen[bytes] | None = None
+    port: int = 0
+    auth: dict[str, Any] = field(default_factory=dict)
+    token: str = ""
+    tmp: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.port = free_port()
+        env = {**os.environ, "PORT": str(self.port)}
+        if self.name == "immune-core":
+            self.tmp = Path(tempfile.mkdtemp(prefix="immune-bench-"))
+            env.update(
+                IMMUNE_JWT_SECRET=SECRET,
+                IMMUNE_LOG_LEVEL="warning",
+                IMMUNE_MAX_CONNECTIONS_PER_USER="1000000",
+                IMMUNE_CONNECTS_PER_MIN_PER_IP="1000000",
+                IMMUNE_CONNECTS_BURST_PER_IP="1000000",
+                IMMUNE_REST_PER_MIN="1000000",
+                IMMUNE_REST_BURST="1000000",
+                IMMUNE_METRICS_INTERVAL_S="3600",
+            )
+            cmd = [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), "--data-dir", str(self.tmp)]
+            from server.auth import TokenAuthority
+            from server.config import Settings
+
+            authority = TokenAuthority(Settings(data_dir=self.tmp, jwt_secret=SECRET))
+            self.token = authority.mint("bench", ["admin"], ttl_s=3600)
+            self.auth = {"token": self.token, "rooms": ["agents"]}
+            health = "/health"
+        elif self.name == "node socket.io":
+            cmd = ["node", str(NODE_DIR / "peer_socketio.mjs")]
+            health = "/health"
+        else:
+            cmd = [sys.executable, "-m", "bench.peer_raw"]
+            health = "/health"
+        self.proc = subprocess.Popen([*pinned(0), *cmd], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        wait_http(self.url + health)
+
+    def broadcast(self, count: int) -> None:
+        """Ask the server to emit `count` events of ~200 bytes to room `agents`."""
+        if self.name == "immune-core":
+            for _ in range(count):
+                body = json.dumps(
+                    {
+                        "event_type": "custom.bench",
+                        "room": "agents",
+                        "data": {"t": time.time() * 1000, "pad": "x" * PAD},
+                    }
+                ).encode()
+                request = urllib.request.Request(
+                    self.url + "/ws/broadcast",
+                    data=body,
+                    headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=30):
+                    pass
+        else:
+            with urllib.request.urlopen(f"{self.url}/broadcast?count={count}&pad={PAD}", timeout=30):
+                pass
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class LoadGen:
+    """bench/node/loadgen.mjs on CPU 1."""
+
+    def __init__(self, peer: Peer, clients: int) -> None:
+        config = {"url": peer.url, "clients": clients, "auth": peer.auth}
+        self.proc = subprocess.Popen(
+            [*pinned(1), "node", str(NODE_DIR / "loadgen.mjs"), json.dumps(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.connected = self.read()
+
+    def read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("load generator exited")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def ask(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        self.ask("quit")
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def burst(peer_name: str, clients: int, events: int) -> dict[str, Any]:
+    """Fan-out burst: `events` broadcasts to `clients` connections in one room."""
+    peer = Peer(peer_name)
+    peer.start()
+    assert peer.proc is not None
+    try:
+        rss_before = rss_bytes(peer.proc.pid)
+        gen = LoadGen(peer, clients)
+        time.sleep(1.0)
+        rss_after = rss_bytes(peer.proc.pid)
+        cpu0 = cpu_seconds(peer.proc.pid)
+        started = time.monotonic()
+        gen.ask(f"count {events}")
+        peer.broadcast(events)
+        counted = gen.read()
+        elapsed = time.monotonic() - started
+        cpu = cpu_seconds(peer.proc.pid) - cpu0
+        gen.close()
+    finally:
+        peer.stop()
+    deliveries = counted["deliveries"]
+    return {
+        "server": peer_name,
+        "clients": clients,
+        "events": events,
+        "deliveries": deliveries,
+        "complete": deliveries == counted["expected"],
+        "server_cpu_s": round(cpu, 4),
+        "cpu_us_per_delivery": round(cpu / max(deliveries, 1) * 1e6, 2),
+        "deliveries_per_s": round(deliveries / max(elapsed, 1e-6)),
+        "connect_s": gen.connected["seconds"],
+        "memory_kb_per_connection": round((rss_after - rss_before) / clients / 1024, 1),
+    }
+
+
+def paced(peer_name: str, clients: int, rate: int, seconds: float) -> dict[str, Any]:
+    """Paced latency: `rate` events/s to `clients` connections for `seconds`."""
+    peer = Peer(peer_name)
+    peer.start()
+    try:
+        gen = LoadGen(peer, clients)
+        time.sleep(0.5)
+        gen.ask(f"latency {seconds}")
+        period = 1.0 / rate
+        next_at = time.monotonic()
+        end = next_at + seconds - 0.2
+        while time.monotonic() < end:
+            peer.broadcast(1)
+            next_at += period
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        result = gen.read()
+        gen.close()
+    finally:
+        peer.stop()
+    return {
+        "server": peer_name,
+        "clients": clients,
+        "rate": rate,
+        **{k: result[k] for k in ("samples", "p50", "p99", "p999")},
+    }
+
+
+PEERS = ["immune-core", "node socket.io", "raw aiohttp frames"]
+
+
+def write_docs(results: dict[str, Any], command: str) -> None:
+    """docs/benchmarks.md and docs/benchmarks.png from one run."""
+    bursts = results["burst"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Produced by `{command}` on {results['machine']} ({results['date']}).",
+        "Server pinned to CPU 0, load generator (`bench/node/loadgen.mjs`, raw Engine.IO over `ws`) to CPU 1.",
+        "One room, events of about 250 bytes. *Server CPU per delivery* = server process CPU time ÷",
+        "deliveries, read from `/proc`; it does not depend on the generator's speed.",
+        "",
+        "## Fan-out burst",
+        "",
+        "| server | clients | deliveries | complete | server CPU / delivery | vs Node | deliveries/s"
+        " | memory / connection |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    node = {r["clients"]: r for r in bursts if r["server"] == "node socket.io"}
+    for r in bursts:
+        ratio = r["cpu_us_per_delivery"] / node[r["clients"]]["cpu_us_per_delivery"] if r["clients"] in node else None
+        lines.append(
+            f"| {r['server']} | {r['clients']} | {r['deliveries']} | {'yes' if r['complete'] else 'NO'} | "
+            f"{r['cpu_us_per_delivery']} µs | {f'{ratio:.2f}x' if ratio else '-'} | {r['deliveries_per_s']:,} | "
+            f"{r['memory_kb_per_connection']} KB |"
+        )
+    lines += [
+        "",
+        "## Paced latency",
+        "",
+        "| server | clients | events/s | p50 ms | p99 ms | p99.9 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results["paced"]:
+        lines.append(f"| {r['server']} | {r['clients']} | {r['rate']} | {r['p50']} | {r['p99']} | {r['p999']} |")
+    lines += ["", "![server CPU per delivery](benchmarks.png)", ""]
+    (DOCS / "benchmarks.generated.md").write_text("\n".join(lines) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    sizes = sorted({r["clients"] for r in bursts})
+    width = 0.8 / len(PEERS)
+    for i, name in enumerate(PEERS):
+        values = [
+            next((r["cpu_us_per_delivery"] for r in bursts if r["server"] == name and r["clients"] == n), 0)
+            for n in sizes
+        ]
+        ax.bar([x + i * width for x in range(len(sizes))], values, width, label=name)
+    ax.set_xticks([x + width for x in range(len(sizes))], [f"{n} clients" for n in sizes])
+    ax.set_ylabel("server CPU µs per delivery (lower is better)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(DOCS / "benchmarks.png", dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", default="1000,5000")
+    parser.add_argument("--burst", type=int, default=20)
+    parser.add_argument("--paced-clients", type=int, default=1000)
+    parser.add_argument("--rate", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "burst": [],
+        "paced": [],
+    }
+    for clients in [int(n) for n in args.clients.split(",")]:
+        for name in PEERS:
+            result = burst(name, clients, args.burst)
+            print(json.dumps(result), flush=True)
+            results["burst"].append(result)
+    for name in PEERS:
+        result = paced(name, args.paced_clients, args.rate, args.seconds)
+        print(json.dumps(result), flush=True)
+        results["paced"].append(result)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    write_docs(results, "make bench" if len(sys.argv) == 1 else "python -m bench.run " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
