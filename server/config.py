@@ -40,6 +40,7 @@ class Settings(BaseSettings):
         300.0, ge=0, description="Disconnect after this long without a client event (0 = off)"
     )
     max_queue: int = Field(1000, ge=1, description="Per-connection outgoing messages before slow_consumer")
+    fast_path: bool = Field(True, description="Write pre-built WebSocket frames straight to idle sockets")
     send_timeout_s: float = Field(10.0, gt=0, description="A write blocked this long is a slow consumer")
     max_payload_bytes: int = Field(100_000, ge=1024, description="Largest Socket.IO message or REST body")
     max_rooms_per_connection: int = Field(100, ge=1, description="Rooms one connection may join")

@@ -38,7 +38,7 @@ from server.realtime.backpressure import SendWatchdog
 from server.realtime.connection import Connection
 from server.realtime.errors import ProtocolError
 from server.realtime.limits import KeyedBuckets, TokenBucket, json_depth
-from server.realtime.manager import FanoutManager
+from server.realtime.manager import FanoutManager, record_websockets
 from server.realtime.reaper import ConnectionReaper
 from server.realtime.requests import ClientRequests
 from server.realtime.resume import RecentEvents, ResumePlan, ResumePlanner
@@ -86,7 +86,7 @@ class RealtimeGateway:
         self.metrics = metrics
         self.stats = RealtimeStats()
         self.origins = OriginPolicy(settings)
-        self.manager = manager or FanoutManager(max_queue=settings.max_queue)
+        self.manager = manager or FanoutManager(max_queue=settings.max_queue, fast_path=settings.fast_path)
         self.manager.on_connected = self._activate
         self.manager.on_overflow = self._on_overflow
         self.sio = ImmuneSocketServer(
@@ -103,6 +103,9 @@ class RealtimeGateway:
             engineio_logger=False,
         )
         self.sio.gateway = self
+        if settings.fast_path:
+            eio = self.sio.eio
+            eio._async = {**eio._async, "websocket": record_websockets(eio._async["websocket"])}
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.requests = ClientRequests(self)

@@ -20,10 +20,13 @@ class FanoutManager(socketio.AsyncManager):
     Pub/sub managers (Redis) call this same `emit` on every node for the local recipients.
     """
 
-    def __init__(self, max_queue: int = 1000) -> None:
+    def __init__(self, max_queue: int = 1000, fast_path: bool = True, max_write_buffer: int = 4 << 20) -> None:
         super().__init__()
         self.max_queue = max_queue
+        self.fast_path = fast_path
+        self.max_write_buffer = max_write_buffer
         self.deliveries = 0
+        self.direct_deliveries = 0
         self.sent_by_sid: Counter[str] = Counter()
         self.on_overflow: Callable[[str], None] = lambda sid: None
         self.on_connected: Callable[[str], None] = lambda sid: None
@@ -64,6 +67,8 @@ class FanoutManager(socketio.AsyncManager):
             packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in encoded]
         else:
             packets = [eio_packet.Packet(eio_packet.MESSAGE, encoded)]
+        # One WebSocket frame for every recipient that can take it directly (see `_direct_transport`).
+        frame = text_frame(packets[0].encode().encode()) if self.fast_path and len(packets) == 1 else None
         skipped = set(_as_list(skip_sid))
         sockets = self.server.eio.sockets
         sent = 0
@@ -74,6 +79,17 @@ class FanoutManager(socketio.AsyncManager):
             if socket is None or socket.closed:
                 continue
             queue = socket.queue
+            if frame is not None:
+                transport = _direct_transport(socket)
+                if transport is not None:
+                    if transport.get_write_buffer_size() > self.max_write_buffer:
+                        self.on_overflow(sid)
+                        continue
+                    transport.write(frame)
+                    self.direct_deliveries += 1
+                    self.sent_by_sid[sid] += 1
+                    sent += 1
+                    continue
             if queue.qsize() >= bound:
                 self.on_overflow(sid)
                 continue
@@ -96,3 +112,62 @@ def _as_list(value: Any) -> Iterable[Any]:
     if isinstance(value, list | tuple | set):
         return value
     return (value,)
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, uncompressed server → client WebSocket text frame (RFC 6455).
+
+    Valid on every connection, also one that negotiated permessage-deflate: a frame without
+    RSV1 is simply an uncompressed message.
+    """
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload
+
+
+def _direct_transport(socket: Any) -> Any:
+    """The socket's TCP transport when a frame may be written to it right now, else None.
+
+    Only when nothing can be ahead of the new frame: the socket is on WebSocket (not polling,
+    not mid-upgrade), its Engine.IO queue is empty and its writer task is parked waiting on that
+    queue (so no earlier packet is in flight). Otherwise the normal queue keeps the order.
+    """
+    response = getattr(socket, "fast_path_ws", None)
+    if response is None or socket.upgrading or not socket.upgraded:
+        return None
+    queue = socket.queue
+    if queue.qsize() or not queue._getters:
+        return None
+    writer = getattr(response, "_writer", None)
+    transport = getattr(writer, "transport", None)
+    if transport is None or transport.is_closing():
+        return None
+    return transport
+
+
+def record_websockets(websocket_class: Any) -> Any:
+    """Wrap engineio's aiohttp WebSocket so each Engine.IO socket knows its aiohttp response."""
+
+    class RecordingWebSocket(websocket_class):
+        async def __call__(self, environ: Any) -> Any:
+            handler: Any = getattr(self, "handler")  # noqa: B009 - set by engineio's constructor
+            socket = getattr(handler, "__self__", None)
+
+            async def recording_handler(ws: Any) -> Any:
+                if socket is not None:
+                    socket.fast_path_ws = ws._sock
+                try:
+                    return await handler(ws)
+                finally:
+                    if socket is not None:
+                        socket.fast_path_ws = None
+
+            self.handler = recording_handler
+            return await super().__call__(environ)
+
+    return RecordingWebSocket

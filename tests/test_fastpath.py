@@ -1,0 +1,69 @@
+"""The fan-out fast path writes exactly what the normal path would, and steps aside when it must."""
+
+from __future__ import annotations
+
+import aiohttp
+import orjson
+import pytest
+
+from server.api.keys import GATEWAY, PUBLISHER
+from tests.conftest import ServerFactory
+from tests.support import RunningServer, connect_client
+
+
+async def raw_messages(server: RunningServer, count: int) -> list[str]:
+    """A bare WebSocket client: returns the first `count` Socket.IO event texts after `connected`."""
+    url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    texts: list[str] = []
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        opened = await ws.receive_str(timeout=5)
+        assert opened.startswith("0")
+        await ws.send_str("40" + orjson.dumps({"token": server.token(), "rooms": ["agents"]}).decode())
+        published = False
+        while len(texts) < count:
+            text = await ws.receive_str(timeout=5)
+            if text == "2":
+                await ws.send_str("3")
+            elif text.startswith('42["connected"') and not published:
+                for n in range(count):
+                    await server.app[PUBLISHER].publish("custom.fp", {"n": n, "ü": "✓"}, ["agents"])
+                published = True
+            elif text.startswith('42["custom.fp"'):
+                texts.append(text)
+    return texts
+
+
+def expected_text(envelope: dict[str, object]) -> str:
+    return "42" + orjson.dumps(["custom.fp", envelope]).decode()
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_recipients_get_the_exact_socket_io_text_either_way(
+    server_factory: ServerFactory, fast_path: bool
+) -> None:
+    server = await server_factory(fast_path=fast_path)
+    texts = await raw_messages(server, 3)
+    log = await server.app[PUBLISHER].log.read(0, limit=10)
+    assert texts == [expected_text(event.envelope()) for event in log]
+    direct = server.app[GATEWAY].manager.direct_deliveries
+    assert (direct >= 1) is fast_path
+
+
+async def test_polling_clients_and_filters_stay_on_the_normal_path(server: RunningServer) -> None:
+    manager = server.app[GATEWAY].manager
+    polling = await connect_client(
+        server.url, auth={"token": server.token(), "rooms": ["agents"]}, transports=["polling"]
+    )
+    filtered = await connect_client(
+        server.url, auth={"token": server.token(), "rooms": ["agents"], "event_types": ["custom.wanted"]}
+    )
+    before = manager.direct_deliveries
+    await server.app[PUBLISHER].publish("custom.unwanted", {}, ["agents"])
+    await server.app[PUBLISHER].publish("custom.wanted", {}, ["agents"])
+    await polling.wait_event("custom.wanted")
+    await filtered.wait_event("custom.wanted")
+    assert polling.names()[1:] == ["custom.unwanted", "custom.wanted"]
+    assert filtered.names()[1:] == ["custom.wanted"]
+    # Only the WebSocket client's one delivery may take the direct write; the polling one queues.
+    assert manager.direct_deliveries - before <= 1
+    await filtered.client.disconnect()  # the polling client is closed with the server
