@@ -9,8 +9,10 @@ const server = http.createServer((req, res) => {
   if (url.pathname === "/broadcast") {
     const count = Number(url.searchParams.get("count") || 1);
     const pad = "x".repeat(Number(url.searchParams.get("pad") || 150));
+    const rooms = (url.searchParams.get("rooms") || "agents").split(",");
     for (let i = 0; i < count; i++) {
-      io.to("agents").emit("custom.bench", { event_type: "custom.bench", event_id: i, data: { t: Date.now(), pad } });
+      const room = rooms[i % rooms.length];
+      io.to(room).emit("custom.bench", { event_type: "custom.bench", event_id: i, room, data: { t: Date.now(), pad } });
     }
     res.end("ok");
     return;
@@ -20,5 +22,12 @@ const server = http.createServer((req, res) => {
   res.end();
 });
 const io = new Server(server, { transports: ["websocket"], perMessageDeflate: false });
-io.on("connection", (socket) => socket.join("agents"));
+// The same selection our server does: join the asked rooms (default "agents"), and only when the
+// filter is empty or names the benchmark's event type.
+io.on("connection", (socket) => {
+  const auth = socket.handshake.auth || {};
+  const types = auth.event_types || [];
+  if (types.length && !types.includes("custom.bench")) return;
+  for (const room of auth.rooms && auth.rooms.length ? auth.rooms : ["agents"]) socket.join(room);
+});
 server.listen(port, "127.0.0.1", () => console.log(JSON.stringify({ port: server.address().port })));
