@@ -282,9 +282,10 @@ def _targets(results: dict[str, Any]) -> list[str]:
         ours_p99, node_p99 = paced["immune-core"]["p99"], paced["node socket.io"]["p99"]
         verdict = "met" if ours_p99 <= node_p99 else "NOT met"
         clients = paced["immune-core"]["clients"]
+        asked = "" if clients == 5000 else "; the issue asks for 5 000 clients"
         lines.append(
-            f"- p99 latency ≤ Node's ({clients} clients x {paced['immune-core']['rate']} events/s; the issue asks for"
-            f" 5 000 clients): {ours_p99:.0f} ms vs {node_p99:.0f} ms — **{verdict}**"
+            f"- p99 latency ≤ Node's ({clients} clients x {paced['immune-core']['rate']} events/s{asked}):"
+            f" {ours_p99:.0f} ms vs {node_p99:.0f} ms — **{verdict}**"
         )
     memory = [r["memory_kb_per_connection"] for r in results["burst"] if r["server"] == "immune-core"]
     ramp = [r for r in results["burst"] if r["server"] == "immune-core" and r["clients"] >= 10000]
