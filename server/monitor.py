@@ -51,6 +51,7 @@ class Monitor:
         self.metrics_interval_s = metrics_interval_s
         self.expiry_interval_s = expiry_interval_s
         self.health: HealthStatus | None = None
+        self._transitions: list[dict[str, Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._last = (time.monotonic(), 0)
 
@@ -82,9 +83,17 @@ class Monitor:
         """One round: announce health transitions, then the live figures."""
         status, checks = await health_checks(self.db)
         if self.health is not None and status != self.health:
-            data: dict[str, Any] = {"status": status, "previous_status": self.health, "checks": checks}
-            await self.publisher.publish(EventType.HEALTH_CHANGED, data, SYSTEM, source="server")
+            self._transitions.append({"status": status, "previous_status": self.health, "checks": checks})
         self.health = status
+        # Every event goes through the durable log, so a transition seen while the database is
+        # down is announced, in order, as soon as it can be recorded.
+        while self._transitions:
+            try:
+                await self.publisher.publish(EventType.HEALTH_CHANGED, self._transitions[0], SYSTEM, source="server")
+            except Exception:
+                log.warning("health_changed_deferred", pending=len(self._transitions))
+                return
+            self._transitions.pop(0)
         if status != "healthy":
             return
         async with self.db.read() as conn:

@@ -42,17 +42,7 @@ class PostgresServer:
 
     def start(self) -> None:
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "immune", "--auth=trust", "-E", "UTF8")
-        self._run(
-            str(self.bin / "pg_ctl"),
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.dir / "log"),
-            "-o",
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
-            "-w",
-            "start",
-        )
+        self.resume()
         self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "immune", "immune")
 
     def reset(self) -> None:
@@ -68,6 +58,24 @@ class PostgresServer:
                     raise
                 time.sleep(0.1)
         self._run(*psql, "-c", "CREATE DATABASE immune")
+
+    def pause(self) -> None:
+        """Stop the server but keep its data (an outage)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start it again on the same port and data."""
+        self._run(
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.dir / "log"),
+            "-o",
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-w",
+            "start",
+        )
 
     def stop(self) -> None:
         try:

@@ -1,0 +1,56 @@
+"""/health, /ready and health_changed across a real database outage (PostgreSQL stopped and restarted)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import ServerFactory
+from tests.postgres import PostgresServer
+from tests.support import rest
+from tests.test_agents_api import listener
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL this test may stop (the session one is shared)."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_outage_is_reported_and_announced_in_order(
+    server_factory: ServerFactory, own_postgres: PostgresServer
+) -> None:
+    server = await server_factory(database_url=own_postgres.url, metrics_interval_s=0.1)
+    rec = await listener(server, "system")
+    await rec.wait_event("metrics_updated", timeout=10)  # the monitor has seen a healthy database
+
+    await asyncio.to_thread(own_postgres.pause)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while True:
+        _, health, _ = await rest(server, "GET", "/health", role=None)
+        if health["status"] == "degraded":
+            break
+        assert loop.time() < deadline, health
+        await asyncio.sleep(0.1)
+    assert health["checks"]["database"].startswith("error")
+    status, ready, _ = await rest(server, "GET", "/ready", role=None)
+    assert status == 503 and ready["ready"] is False
+    await asyncio.sleep(0.5)  # a few monitor rounds observe the outage
+
+    await asyncio.to_thread(own_postgres.resume)
+    changes = await rec.wait_event("health_changed", count=2, timeout=20)
+    assert [(c["data"]["previous_status"], c["data"]["status"]) for c in changes[:2]] == [
+        ("healthy", "degraded"),
+        ("degraded", "healthy"),
+    ]
+    assert changes[0]["data"]["checks"]["database"].startswith("error")
+    assert changes[0]["event_id"] < changes[1]["event_id"]
+    status, ready, _ = await rest(server, "GET", "/ready", role=None)
+    assert status == 200
+    await rec.client.disconnect()
