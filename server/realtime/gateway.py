@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import Counter
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -116,6 +117,9 @@ class RealtimeGateway:
         self.reaper = ConnectionReaper(lambda: self.connections.values(), self._close_soon, settings.idle_timeout_s)
         self.connect_limits = KeyedBuckets(settings.connects_per_min_per_ip, settings.connects_burst_per_ip)
         self.connections: dict[str, Connection] = {}
+        self.connections_per_user: Counter[str] = Counter()
+        # Computed when scraped: keeping it current on every connect would cost O(connections) each.
+        metrics.rooms.set_function(lambda: len(self.room_members()))
         self.epoch = ""
         self._closing: set[str] = set()
 
@@ -158,6 +162,7 @@ class RealtimeGateway:
                 request.last_event_id, request.epoch, self.epoch, conn.rooms, conn.event_types
             )
         self.connections[sid] = conn
+        self.connections_per_user[conn.identity.subject] += 1
         return True
 
     def _admit(self, sid: str, environ: dict[str, Any], auth: Any) -> tuple[Connection, ConnectAuth]:
@@ -187,8 +192,7 @@ class RealtimeGateway:
             identity = self.authority.verify(request.token)
         except AuthError as exc:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from None
-        open_for_user = sum(1 for c in self.connections.values() if c.identity.subject == identity.subject)
-        if open_for_user >= self.settings.max_connections_per_user:
+        if self.connections_per_user[identity.subject] >= self.settings.max_connections_per_user:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_CONNECTIONS,
                 "too many concurrent connections for this user",
@@ -256,7 +260,6 @@ class RealtimeGateway:
         self.stats.total_connections += 1
         self.metrics.connects.inc()
         self.metrics.connections.set(len(self.connections))
-        self._update_room_gauge()
         log.info("connected", connection_id=sid, client_id=conn.client_id, user=conn.identity.subject)
 
     def _replay(self, conn: Connection, plan: ResumePlan) -> None:
@@ -285,11 +288,13 @@ class RealtimeGateway:
         self._closing.discard(sid)
         if conn is None:
             return
+        self.connections_per_user[conn.identity.subject] -= 1
+        if self.connections_per_user[conn.identity.subject] <= 0:
+            del self.connections_per_user[conn.identity.subject]
         if conn.active:
             self.stats.total_disconnections += 1
             self.metrics.disconnects.inc()
         self.metrics.connections.set(len(self.connections))
-        self._update_room_gauge()
         log.info("disconnected", connection_id=sid, client_id=conn.client_id, reason=str(reason))
 
     # ------------------------------------------------------------------ rooms and filters
@@ -301,7 +306,6 @@ class RealtimeGateway:
         conn.event_types = list(event_types)
         if conn.active:
             self._join(conn, conn.rooms, conn.event_types, previous=previous)
-            self._update_room_gauge()
 
     def _join(
         self,
@@ -441,9 +445,6 @@ class RealtimeGateway:
             for room in conn.rooms:
                 counts[room] = counts.get(room, 0) + 1
         return counts
-
-    def _update_room_gauge(self) -> None:
-        self.metrics.rooms.set(len(self.room_members()))
 
     def snapshot(self) -> dict[str, Any]:
         """This node's figures for GET /ws/stats (SPEC §8)."""
