@@ -13,7 +13,6 @@ have "$python" || need_apt+=(python3 python3-venv)
 if [[ "$profile" != run ]]; then
   have node || need_apt+=(nodejs)
   have npm || need_apt+=(npm)
-  have redis-server || need_apt+=(redis-server)
   [[ -x /usr/lib/postgresql/15/bin/initdb ]] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
   have chromium || need_apt+=(chromium)
 fi
