@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -13,6 +11,7 @@ import structlog
 from client_sdk.protocol import EventType, HealthStatus
 from server.domain import Domain
 from server.events.publisher import Publisher
+from server.periodic import Periodic
 from server.realtime.gateway import RealtimeGateway
 from server.store.db import Database
 from server.store.repositories import AgentRepository, TaskRepository
@@ -52,32 +51,21 @@ class Monitor:
         self.expiry_interval_s = expiry_interval_s
         self.health: HealthStatus | None = None
         self._transitions: list[dict[str, Any]] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs = [
+            Periodic("metrics-and-health", metrics_interval_s, self.tick),
+            Periodic("proposal-expiry", expiry_interval_s, domain.consensus.expire_due),
+        ]
         self._last = (time.monotonic(), 0)
 
     def start(self) -> None:
         """Start the periodic jobs."""
-        loop = asyncio.get_running_loop()
-        self._tasks = [
-            loop.create_task(self._every(self.metrics_interval_s, self.tick)),
-            loop.create_task(self._every(self.expiry_interval_s, self.domain.consensus.expire_due)),
-        ]
+        for job in self._jobs:
+            job.start()
 
     async def stop(self) -> None:
         """Stop them."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _every(self, interval_s: float, job: Callable[[], Awaitable[Any]]) -> None:
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                await job()
-            except Exception:  # retried next round
-                log.exception("background_job_failed", job=getattr(job, "__name__", "job"))
+        for job in self._jobs:
+            await job.stop()
 
     async def tick(self) -> None:
         """One round: announce health transitions, then the live figures."""

@@ -188,6 +188,15 @@ async def rest(
         return response.status, body, response
 
 
+async def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll `check` until it holds (bounded), for state that no event announces."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:

@@ -13,7 +13,7 @@ import orjson
 
 from client_sdk.client import Event, ImmuneClient
 from tests.proxy import CuttableProxy
-from tests.support import ROOT, ServerProcess
+from tests.support import ROOT, ServerProcess, wait_until
 from tests.test_process import token_for
 
 AGENT = {
@@ -76,14 +76,6 @@ async def log_events(url: str, token: str, rooms: str, event_types: str) -> list
             after = page["next_after"]
 
 
-async def wait_until(check: Any, timeout: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 async def test_sdk_survives_sigkills_and_network_cuts_with_exactly_the_logged_events(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path)
     await asyncio.to_thread(server.start)
@@ -113,9 +105,9 @@ async def test_sdk_survives_sigkills_and_network_cuts_with_exactly_the_logged_ev
             # Wait for the connection the last step forced, then for live events on it (events
             # already buffered from the dead connection must not count as "reconnected").
             connects = client.connects
-            await wait_until(lambda connects=connects: client.connected and client.connects >= connects)
+            await wait_until(lambda connects=connects: client.connected and client.connects >= connects, timeout=20)
             seen = len(received)
-            await wait_until(lambda seen=seen: len(received) >= seen + 5)
+            await wait_until(lambda seen=seen: len(received) >= seen + 5, timeout=20)
             before = client.connects
             if step == "cut":
                 proxy.cut()
@@ -123,14 +115,14 @@ async def test_sdk_survives_sigkills_and_network_cuts_with_exactly_the_logged_ev
                 await asyncio.to_thread(server.kill)
                 await asyncio.sleep(0.2)
                 await asyncio.to_thread(server.start)
-            await wait_until(lambda before=before: client.connects > before)
+            await wait_until(lambda before=before: client.connects > before, timeout=20)
         seen = len(received)
-        await wait_until(lambda: len(received) >= seen + 5)
+        await wait_until(lambda: len(received) >= seen + 5, timeout=20)
     finally:
         producer.stop()
         await producing
     expected = await log_events(server.url, token, "agents", "agent_created")
-    await wait_until(lambda: client.last_event_id == expected[-1])
+    await wait_until(lambda: client.last_event_id == expected[-1], timeout=20)
     await client.close()
     await proxy.close()
     await asyncio.to_thread(server.stop)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -12,7 +11,7 @@ from client_sdk.client import Event, ImmuneClient
 from client_sdk.protocol import Agent, ConnectedData, PongData, RoomsData
 from tests.conftest import ServerFactory
 from tests.proxy import CuttableProxy
-from tests.support import RunningServer
+from tests.support import RunningServer, wait_until
 
 AGENT = {
     "agent_id": "a-7",
@@ -25,14 +24,6 @@ AGENT = {
     "created_at": "2026-01-01T00:00:00.000Z",
     "updated_at": "2026-01-01T00:00:00.000Z",
 }
-
-
-async def wait_until(check: Any, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_handlers_and_iterator_receive_typed_events(server: RunningServer) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import structlog
 
 from server.events.log import EventLog
+from server.periodic import Periodic
 
 log = structlog.get_logger(__name__)
 
@@ -19,8 +17,7 @@ class Retention:
         self.event_log = event_log
         self.keep_count = keep_count
         self.max_age_s = max_age_s
-        self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("event-log-retention", interval_s, self.prune_once, run_first=True)
 
     async def prune_once(self) -> int:
         """Apply retention now; returns how many events left the log."""
@@ -30,20 +27,9 @@ class Retention:
         return removed
 
     def start(self) -> None:
-        """Begin the periodic pruning."""
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        """Prune now, then every `interval_s`."""
+        self._periodic.start()
 
     async def stop(self) -> None:
         """Stop pruning."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.prune_once()
-            except Exception:  # a failed prune is retried next round; the log only grows meanwhile
-                log.exception("event_log_prune_failed")
-            await asyncio.sleep(self.interval_s)
+        await self._periodic.stop()

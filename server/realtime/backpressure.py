@@ -9,10 +9,11 @@ consumer too, even when it receives too little to ever fill the queue.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from server.periodic import Periodic
 
 QueueView = Callable[[], Iterable[tuple[str, "asyncio.Queue[Any]"]]]
 
@@ -25,7 +26,8 @@ class SendWatchdog:
         self._queues = queues
         self._on_stalled = on_stalled
         self._heads: dict[str, tuple[Any, float]] = {}
-        self._task: asyncio.Task[None] | None = None
+        interval = min(max(send_timeout_s / 4, 0.05), 1.0)
+        self._periodic = Periodic("send-watchdog", interval, self.sweep)
 
     def sweep(self, now: float | None = None) -> list[str]:
         """Check every queue once; returns the sids reported as stalled."""
@@ -52,17 +54,8 @@ class SendWatchdog:
 
     def start(self) -> None:
         """Sweep in the background, several times per timeout."""
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._periodic.start()
 
     async def stop(self) -> None:
         """Stop sweeping."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        interval = min(max(self.send_timeout_s / 4, 0.05), 1.0)
-        while True:
-            await asyncio.sleep(interval)
-            self.sweep()
+        await self._periodic.stop()

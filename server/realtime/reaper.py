@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Iterable
 
 from client_sdk.protocol import DisconnectReason
+from server.periodic import Periodic
 from server.realtime.connection import Connection
 
 Closer = Callable[[str, DisconnectReason, str], object]
@@ -26,8 +25,7 @@ class ConnectionReaper:
         self._connections = connections
         self._close = close
         self.idle_timeout_s = idle_timeout_s
-        self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("connection-reaper", interval_s, self.sweep)
 
     def sweep(self, wall: float | None = None, mono: float | None = None) -> list[tuple[str, DisconnectReason]]:
         """Close what is due now; returns (sid, reason) for each."""
@@ -48,16 +46,8 @@ class ConnectionReaper:
 
     def start(self) -> None:
         """Sweep in the background."""
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._periodic.start()
 
     async def stop(self) -> None:
         """Stop sweeping."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            self.sweep()
+        await self._periodic.stop()
