@@ -15,17 +15,23 @@ from typing import Any
 
 from server.periodic import Periodic
 
-QueueView = Callable[[], Iterable[tuple[str, "asyncio.Queue[Any]"]]]
+QueueView = Callable[[], Iterable[tuple[str, "asyncio.Queue[Any]", int]]]
+"""(sid, Engine.IO queue, bytes waiting in the socket's transport) for every live connection."""
 
 
 class SendWatchdog:
-    """Calls `on_stalled(sid)` for connections whose queue head waited longer than `send_timeout_s`."""
+    """Calls `on_stalled(sid)` for connections that made no sending progress for `send_timeout_s`.
+
+    No progress: the same message has headed the Engine.IO queue, or bytes written straight to the
+    transport by the fast path have sat there without the buffer shrinking, for that long.
+    """
 
     def __init__(self, send_timeout_s: float, queues: QueueView, on_stalled: Callable[[str], None]) -> None:
         self.send_timeout_s = send_timeout_s
         self._queues = queues
         self._on_stalled = on_stalled
         self._heads: dict[str, tuple[Any, float]] = {}
+        self._buffers: dict[str, tuple[int, float]] = {}
         interval = min(max(send_timeout_s / 4, 0.05), 1.0)
         self._periodic = Periodic("send-watchdog", interval, self.sweep)
 
@@ -34,23 +40,40 @@ class SendWatchdog:
         now = time.monotonic() if now is None else now
         stalled: list[str] = []
         live: set[str] = set()
-        for sid, queue in self._queues():
+        for sid, queue, buffered in self._queues():
             live.add(sid)
-            pending = queue._queue  # type: ignore[attr-defined]  # the deque behind asyncio.Queue
-            if not pending:
-                self._heads.pop(sid, None)
-                continue
-            head = pending[0]
-            seen = self._heads.get(sid)
-            if seen is None or seen[0] is not head:
-                self._heads[sid] = (head, now)
-            elif now - seen[1] >= self.send_timeout_s:
+            if self._queue_stuck(sid, queue, now) or self._buffer_stuck(sid, buffered, now):
                 stalled.append(sid)
                 self._heads.pop(sid, None)
+                self._buffers.pop(sid, None)
                 self._on_stalled(sid)
         for gone in self._heads.keys() - live:
             del self._heads[gone]
+        for gone in self._buffers.keys() - live:
+            del self._buffers[gone]
         return stalled
+
+    def _queue_stuck(self, sid: str, queue: asyncio.Queue[Any], now: float) -> bool:
+        pending = queue._queue  # type: ignore[attr-defined]  # the deque behind asyncio.Queue
+        if not pending:
+            self._heads.pop(sid, None)
+            return False
+        head = pending[0]
+        seen = self._heads.get(sid)
+        if seen is None or seen[0] is not head:
+            self._heads[sid] = (head, now)
+            return False
+        return now - seen[1] >= self.send_timeout_s
+
+    def _buffer_stuck(self, sid: str, buffered: int, now: float) -> bool:
+        if not buffered:
+            self._buffers.pop(sid, None)
+            return False
+        seen = self._buffers.get(sid)
+        if seen is None or buffered < seen[0]:
+            self._buffers[sid] = (buffered, now)  # first sight, or the peer is reading: restart
+            return False
+        return now - seen[1] >= self.send_timeout_s
 
     def start(self) -> None:
         """Sweep in the background, several times per timeout."""

@@ -39,7 +39,7 @@ from server.realtime.backpressure import SendWatchdog
 from server.realtime.connection import Connection
 from server.realtime.errors import ProtocolError
 from server.realtime.limits import KeyedBuckets, TokenBucket, json_depth
-from server.realtime.manager import FanoutManager, record_websockets
+from server.realtime.manager import FanoutManager, record_websockets, transport_of, unsent_bytes
 from server.realtime.reaper import ConnectionReaper
 from server.realtime.requests import ClientRequests
 from server.realtime.resume import RecentEvents, ResumePlan, ResumePlanner
@@ -104,9 +104,10 @@ class RealtimeGateway:
             engineio_logger=False,
         )
         self.sio.gateway = self
-        if settings.fast_path:
-            eio = self.sio.eio
-            eio._async = {**eio._async, "websocket": record_websockets(eio._async["websocket"])}
+        # Every Engine.IO socket learns its aiohttp response: the fast path writes to it, and the
+        # send watchdog reads its transport's buffer either way.
+        eio = self.sio.eio
+        eio._async = {**eio._async, "websocket": record_websockets(eio._async["websocket"])}
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.requests = ClientRequests(self)
@@ -138,13 +139,15 @@ class RealtimeGateway:
         await self.watchdog.stop()
         await self.reaper.stop()
 
-    def _queues(self) -> list[tuple[str, asyncio.Queue[Any]]]:
+    def _queues(self) -> list[tuple[str, asyncio.Queue[Any], int]]:
         sockets = self.sio.eio.sockets
         found = []
         for sid, conn in self.connections.items():
             socket = sockets.get(conn.eio_sid)
             if conn.active and socket is not None and not socket.closed:
-                found.append((sid, socket.queue))
+                transport = transport_of(socket)
+                buffered = unsent_bytes(transport) if transport is not None else 0
+                found.append((sid, socket.queue, buffered))
         return found
 
     # ------------------------------------------------------------------ connect / disconnect

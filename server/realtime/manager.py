@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import struct
+import termios
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -9,6 +13,8 @@ from typing import Any
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
+
+_TIOCOUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
 
 
 class FanoutManager(socketio.AsyncManager):
@@ -137,17 +143,32 @@ def _direct_transport(socket: Any) -> Any:
     not mid-upgrade), its Engine.IO queue is empty and its writer task is parked waiting on that
     queue (so no earlier packet is in flight). Otherwise the normal queue keeps the order.
     """
-    response = getattr(socket, "fast_path_ws", None)
-    if response is None or socket.upgrading or not socket.upgraded:
+    if socket.upgrading or not socket.upgraded:
         return None
     queue = socket.queue
-    if queue.qsize() or not queue._getters:
+    if queue.qsize() or not queue._getters:  # asyncio.Queue keeps its waiting getters here
         return None
-    writer = getattr(response, "_writer", None)
-    transport = getattr(writer, "transport", None)
+    transport = transport_of(socket)
     if transport is None or transport.is_closing():
         return None
     return transport
+
+
+def unsent_bytes(transport: Any) -> int:
+    """Bytes not yet taken by the peer: the transport's buffer plus the kernel's send queue (Linux)."""
+    pending = int(transport.get_write_buffer_size())
+    sock = transport.get_extra_info("socket")
+    if sock is not None and _TIOCOUTQ is not None:
+        with contextlib.suppress(OSError):
+            pending += struct.unpack("i", fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0"))[0]
+    return pending
+
+
+def transport_of(socket: Any) -> Any:
+    """The TCP transport under an Engine.IO socket's WebSocket, when it is on one (else None)."""
+    response = getattr(socket, "fast_path_ws", None)
+    writer = getattr(response, "_writer", None)
+    return getattr(writer, "transport", None)
 
 
 def record_websockets(websocket_class: Any) -> Any:
