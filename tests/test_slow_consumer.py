@@ -71,10 +71,10 @@ async def wait_for_stats(server: RunningServer, check: str, value: int, timeout:
     ("limits", "burst"),
     [
         pytest.param({"max_queue": 50, "send_timeout_s": 30.0}, 400, id="queue-bound"),
-        pytest.param({"max_queue": 100_000, "send_timeout_s": 0.5}, 400, id="send-timeout"),
+        pytest.param({"max_queue": 100_000, "send_timeout_s": 2.0}, 400, id="send-timeout"),
         # Under the fast path's write-buffer bound (4 MiB): only the stalled transport buffer tells.
-        pytest.param({"max_queue": 100_000, "send_timeout_s": 0.5}, 120, id="send-timeout-low-volume"),
-        pytest.param({"max_queue": 100_000, "send_timeout_s": 0.5, "fast_path": False}, 120, id="queue-path-timeout"),
+        pytest.param({"max_queue": 100_000, "send_timeout_s": 2.0}, 120, id="send-timeout-low-volume"),
+        pytest.param({"max_queue": 100_000, "send_timeout_s": 2.0, "fast_path": False}, 120, id="queue-path-timeout"),
     ],
 )
 async def test_stalled_client_is_cut_off_while_a_healthy_one_gets_everything(
