@@ -123,6 +123,7 @@ class RealtimeGateway:
         metrics.rooms.set_function(lambda: len(self.room_members()))
         self.epoch = ""
         self._closing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def attach(self, app: web.Application) -> None:
         """Serve Socket.IO at /socket.io/ on this aiohttp app."""
@@ -144,7 +145,7 @@ class RealtimeGateway:
         found = []
         for sid, conn in self.connections.items():
             socket = sockets.get(conn.eio_sid)
-            if conn.active and socket is not None and not socket.closed:
+            if conn.active and not conn.closing and socket is not None and not socket.closed:
                 transport = transport_of(socket)
                 buffered = unsent_bytes(transport) if transport is not None else 0
                 found.append((sid, socket.queue, buffered))
@@ -371,8 +372,9 @@ class RealtimeGateway:
         raise ProtocolError(ErrorCode.RATE_LIMITED, "too many requests", {"retry_after_s": round(retry_after, 3)})
 
     def _close_soon(self, sid: str, reason: DisconnectReason, message: str) -> None:
-        if sid not in self._closing:
-            asyncio.get_running_loop().create_task(self.close_connection(sid, reason, message))
+        conn = self.connections.get(sid)
+        if conn is not None and self._begin_close(conn):
+            self._spawn(self._finish_close(conn, reason, message))
 
     def describe(self, conn: Connection) -> InfoData:
         """The `info` data of a connection (also served by GET /ws/connections/{id})."""
@@ -400,8 +402,11 @@ class RealtimeGateway:
         self.metrics.events_published.labels(event_type=event.event_type).inc()
         self.metrics.deliveries.inc(sent)
 
-    def send_direct(self, conn: Connection, event_type: EventType, data: dict[str, Any]) -> None:
-        """Send a connection-only event (`connected`, `disconnected`, `error`): event_id null."""
+    def send_direct(self, conn: Connection, event_type: EventType, data: dict[str, Any], force: bool = False) -> None:
+        """Send a connection-only event (`connected`, `disconnected`, `error`): event_id null.
+
+        `force` sends past the queue bound (one small frame: `disconnected` to a slow consumer).
+        """
         envelope = {
             "event_id": None,
             "event_type": event_type.value,
@@ -410,34 +415,97 @@ class RealtimeGateway:
             "source": "server",
             "room": None,
         }
-        self.manager.emit_now(event_type.value, envelope, NAMESPACE, conn.sid)
+        self.manager.emit_now(event_type.value, envelope, NAMESPACE, conn.sid, force=force)
 
-    async def close_connection(self, sid: str, reason: DisconnectReason, message: str = "") -> bool:
-        """Send `disconnected` with the reason, then close the connection."""
-        conn = self.connections.get(sid)
-        if conn is None or sid in self._closing:
+    def _begin_close(self, conn: Connection) -> bool:
+        """Synchronously stop all event delivery to a connection and mark it closing.
+
+        Returns False when it was already closing. From here on nothing published reaches it, so
+        the last event it received is exactly where its resume starts: no hole is possible.
+        """
+        if conn.closing or conn.sid in self._closing:
             return False
-        self._closing.add(sid)
-        data = DisconnectedData(reason=reason, message=message)
-        self.send_direct(conn, EventType.DISCONNECTED, data.model_dump(mode="json"))
-        await self.sio.disconnect(sid)
+        conn.closing = True
+        self._closing.add(conn.sid)
+        self.manager.stop_delivery(conn.sid, NAMESPACE)
         return True
 
+    async def close_connection(
+        self, sid: str, reason: DisconnectReason, message: str = "", grace_s: float | None = None
+    ) -> bool:
+        """Send `disconnected` with the reason, then close the connection."""
+        conn = self.connections.get(sid)
+        if conn is None or not self._begin_close(conn):
+            return False
+        await self._finish_close(conn, reason, message, grace_s)
+        return True
+
+    async def _finish_close(
+        self, conn: Connection, reason: DisconnectReason, message: str, grace_s: float | None = None
+    ) -> None:
+        """`disconnected` (forced past the bound), Socket.IO DISCONNECT, Engine.IO CLOSE, then flush or abort.
+
+        A peer that does not take those last frames within `grace_s` (default: the send timeout)
+        has its TCP transport aborted, so a stalled peer never holds a socket, a queue or shutdown.
+        """
+        data = DisconnectedData(reason=reason, message=message)
+        self.send_direct(conn, EventType.DISCONNECTED, data.model_dump(mode="json"), force=True)
+        socket = self.sio.eio.sockets.get(conn.eio_sid)
+        try:
+            await self.sio.disconnect(conn.sid)
+            if socket is not None and not socket.closed:
+                await socket.close(wait=False, reason=self.sio.eio.reason.SERVER_DISCONNECT)
+        except Exception:  # a socket closing under us is fine: what matters is that it ends
+            log.debug("close_failed", connection_id=conn.sid, exc_info=True)
+        if socket is not None:
+            await self._flush_or_abort(socket, self.settings.send_timeout_s if grace_s is None else grace_s)
+
+    async def _flush_or_abort(self, socket: Any, grace_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while True:
+            transport = transport_of(socket)
+            if transport is None:
+                if socket.upgraded or not socket.queue.qsize():
+                    return  # the WebSocket is gone, or a polling client has everything it is owed
+            elif transport.is_closing():
+                return
+            elif not socket.queue.qsize() and not unsent_bytes(transport):
+                return  # everything reached the peer; it closes its side on the CLOSE packet
+            if loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.02)
+        transport = transport_of(socket)
+        if transport is not None and not transport.is_closing():
+            log.info("transport_aborted", eio_sid=socket.sid, reason="peer did not take its last frames")
+            transport.abort()
+
     def _on_overflow(self, sid: str) -> None:
-        if sid in self._closing:
+        """A connection over its queue, buffer or time bound: cut it now, tell it, close it."""
+        conn = self.connections.get(sid)
+        if conn is None or not self._begin_close(conn):
             return
         self.stats.slow_consumer_disconnects += 1
-        self._close_soon(sid, DisconnectReason.SLOW_CONSUMER, "outgoing queue full")
+        self.metrics.slow_consumers.inc()
+        log.info("slow_consumer", connection_id=sid, client_id=conn.client_id)
+        self._spawn(self._finish_close(conn, DisconnectReason.SLOW_CONSUMER, "outgoing queue full"))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def shutdown(self) -> None:
-        """Tell every connection the server is going away, then close them all."""
+        """Tell every connection the server is going away, then close them all (at most ~1 s each, together)."""
         await asyncio.gather(
             *(
-                self.close_connection(sid, DisconnectReason.SERVER_SHUTDOWN, "server shutting down")
+                self.close_connection(sid, DisconnectReason.SERVER_SHUTDOWN, "server shutting down", grace_s=1.0)
                 for sid in list(self.connections)
             ),
             return_exceptions=True,
         )
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=max(self.settings.send_timeout_s, 1.0))
 
     # ------------------------------------------------------------------ stats
 

@@ -61,9 +61,20 @@ class FanoutManager(socketio.AsyncManager):
         self.emit_now(event, data, namespace or "/", to or room, skip_sid)
 
     def emit_now(
-        self, event: str, data: Any, namespace: str, room: Any, skip_sid: Any = None, max_queue: int | None = None
+        self,
+        event: str,
+        data: Any,
+        namespace: str,
+        room: Any,
+        skip_sid: Any = None,
+        max_queue: int | None = None,
+        force: bool = False,
     ) -> int:
-        """Deliver one event to the room's local participants; returns the number enqueued."""
+        """Deliver one event to the room's local participants; returns the number enqueued.
+
+        `force` ignores every bound: only for the one small `disconnected` frame that must reach a
+        connection already judged slow (it is out of every event room by then).
+        """
         bound = max_queue or self.max_queue
         if namespace not in self.rooms:
             return 0
@@ -88,7 +99,7 @@ class FanoutManager(socketio.AsyncManager):
             if frame is not None:
                 transport = _direct_transport(socket)
                 if transport is not None:
-                    if transport.get_write_buffer_size() > self.max_write_buffer:
+                    if not force and transport.get_write_buffer_size() > self.max_write_buffer:
                         self.on_overflow(sid)
                         continue
                     transport.write(frame)
@@ -96,7 +107,7 @@ class FanoutManager(socketio.AsyncManager):
                     self.sent_by_sid[sid] += 1
                     sent += 1
                     continue
-            if queue.qsize() >= bound:
+            if not force and queue.qsize() >= bound:
                 self.on_overflow(sid)
                 continue
             for pkt in packets:
@@ -105,6 +116,15 @@ class FanoutManager(socketio.AsyncManager):
             sent += 1
         self.deliveries += sent
         return sent
+
+    def stop_delivery(self, sid: str, namespace: str) -> None:
+        """Take a connection out of every room but its own, synchronously: no further event reaches it.
+
+        Its own sid room stays, so a connection-only message (`disconnected`) can still be sent.
+        """
+        for room in list(self.get_rooms(sid, namespace)):
+            if room is not None and room != sid:
+                self.basic_leave_room(sid, namespace, room)
 
     async def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> Any:
         """Forget the connection's counters with it."""

@@ -44,4 +44,7 @@ class RealtimeMetrics:
             "immune_events_published", "Events published to rooms", ["event_type"], registry=registry
         )
         self.deliveries = Counter("immune_ws_deliveries", "Event deliveries to connections", registry=registry)
+        self.slow_consumers = Counter(
+            "immune_ws_slow_consumer_disconnects", "Connections cut off as slow consumers", registry=registry
+        )
         self.rooms = Gauge("immune_ws_rooms", "Public rooms with at least one member", registry=registry)
