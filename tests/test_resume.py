@@ -199,3 +199,30 @@ async def test_events_route_pages_and_filters_the_log(server: RunningServer) -> 
         assert problem["status"] == 422
     status, _, _ = await rest(server, "GET", "/events", role=None)
     assert status == 401
+
+
+async def test_retention_sweep_during_the_backlog_read_is_not_recovered(server_factory: ServerFactory) -> None:
+    """Retention runs between the resume's retention check and its backlog read: the backlog has a
+    hole, so the resume must say `recovered: false` rather than replay it as complete."""
+    server = await server_factory()
+    event_log = server.app[EVENT_LOG]
+    ids = await seed(server)
+    read = event_log.read
+
+    async def read_after_a_sweep(*args: Any, **kwargs: Any) -> Any:
+        await event_log.prune(keep_count=2, max_age_s=86_400)  # the sweep wins the race
+        return await read(*args, **kwargs)
+
+    event_log.read = read_after_a_sweep  # type: ignore[method-assign]
+    try:
+        rec = await connect_client(
+            server.url, auth={"token": server.token(), "rooms": ["agents"], "last_event_id": ids["agents"]}
+        )
+    finally:
+        event_log.read = read  # type: ignore[method-assign]
+    connected = rec.of_type("connected")[0]["data"]
+    assert connected["recovered"] is False and connected["replayed"] == 0
+    live = await publish(server, "custom.after", ["agents"])
+    await rec.wait_event("custom.after")
+    assert event_ids(rec) == [live]
+    await rec.client.disconnect()

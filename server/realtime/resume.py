@@ -87,6 +87,10 @@ class ResumePlanner:
         )
         if len(backlog) > self.replay_cap:
             return ResumePlan(False, through, reason="backlog exceeds the replay cap")
+        # A retention sweep may have run while the backlog was read: whatever it removed may be
+        # missing from `backlog`, so only a log still reaching back to `last_event_id` counts.
+        if last_event_id < await self.event_log.pruned_through():
+            return ResumePlan(False, through, reason="retention removed part of the backlog while it was read")
         return ResumePlan(True, through, backlog)
 
     def complete(self, plan: ResumePlan, rooms: Sequence[str], event_types: Sequence[str]) -> ResumePlan:
