@@ -9,54 +9,127 @@ from typing import Any
 
 import pytest
 
-from server.api.keys import PUBLISHER
+from client_sdk.protocol import DisconnectReason
+from server.api.keys import GATEWAY, PUBLISHER
 from tests.js_runner import JS_DIR, require_node
 from tests.proxy import CuttableProxy
-from tests.support import RunningServer
+from tests.support import RunningServer, rest
 
 pytestmark = pytest.mark.node
+
+
+class NodeResumer:
+    """tests/js/resume.mjs as a child process, read line by line."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.lines: list[dict[str, Any]] = []
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            require_node(),
+            str(JS_DIR / "resume.mjs"),
+            cwd=JS_DIR,
+            env={**os.environ, **self.env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+
+    def of(self, step: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line["step"] == step]
+
+    async def until(self, step: str, count: int, timeout: float = 20) -> list[dict[str, Any]]:
+        assert self.proc is not None and self.proc.stdout is not None and self.proc.stderr is not None
+        while len(self.of(step)) < count:
+            raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+            assert raw, (
+                f"resume.mjs ended before {count} x {step}: {self.lines}\n{(await self.proc.stderr.read()).decode()}"
+            )
+            self.lines.append(json.loads(raw))
+        return self.of(step)
+
+    async def wait(self) -> int:
+        assert self.proc is not None
+        return await asyncio.wait_for(self.proc.wait(), 20)
+
+    async def close(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+    def event_ids(self) -> list[int]:
+        return [line["event_id"] for line in self.of("event")]
 
 
 async def test_socket_io_client_resumes_after_a_network_loss(server: RunningServer) -> None:
     proxy = CuttableProxy(int(server.url.rsplit(":", 1)[1]))
     await proxy.start()
-    proc = await asyncio.create_subprocess_exec(
-        require_node(),
-        str(JS_DIR / "resume.mjs"),
-        cwd=JS_DIR,
-        env={**os.environ, "URL": proxy.url, "TOKEN": server.token(), "TOTAL": "9"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    lines: list[dict[str, Any]] = []
-
-    async def until(step: str, count: int) -> None:
-        while sum(1 for line in lines if line["step"] == step) < count:
-            raw = await asyncio.wait_for(proc.stdout.readline(), 20)  # type: ignore[union-attr]
-            assert raw, (await proc.stderr.read()).decode()  # type: ignore[union-attr]
-            lines.append(json.loads(raw))
+    node = NodeResumer({"URL": proxy.url, "TOKEN": server.token(), "TOTAL": "9"})
+    await node.start()
 
     async def publish(n: int) -> list[int]:
         return [(await server.app[PUBLISHER].publish("custom.r", {"i": i}, ["agents"])).event_id for i in range(n)]
 
     try:
-        await until("connected", 1)
+        await node.until("connected", 1)
         ids = await publish(3)
-        await until("event", 3)
+        await node.until("event", 3)
         proxy.cut(stay_down=True)
         ids += await publish(4)  # missed while the network is down
         proxy.restore()
-        await until("connected", 2)
+        await node.until("connected", 2)
         ids += await publish(2)
-        await until("event", 9)
-        assert await asyncio.wait_for(proc.wait(), 20) == 0
+        await node.until("event", 9)
+        assert await node.wait() == 0
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await node.close()
         await proxy.close()
-    connects = [line for line in lines if line["step"] == "connected"]
+    connects = node.of("connected")
     assert connects[0]["recovered"] is None
     assert connects[1]["recovered"] is True and connects[1]["replayed"] == 4
-    assert [line["event_id"] for line in lines if line["step"] == "event"] == ids
+    assert node.event_ids() == ids
+
+
+async def test_socket_io_client_reconnects_after_server_disconnects_but_not_after_a_kick(
+    server: RunningServer,
+) -> None:
+    """socket.io-client never reconnects after "io server disconnect": resume.mjs (like the dashboard)
+    reconnects itself with resume for slow_consumer, idle_timeout and token_expired, not for kicked."""
+    gateway = server.app[GATEWAY]
+    node = NodeResumer({"URL": server.url, "TOKEN": server.token(), "TOTAL": "1000"})
+    await node.start()
+    ids: list[int] = []
+
+    async def publish(n: int) -> None:
+        for i in range(n):
+            ids.append((await server.app[PUBLISHER].publish("custom.r", {"i": i}, ["agents"])).event_id)
+
+    try:
+        await node.until("connected", 1)
+        await publish(2)
+        await node.until("event", len(ids))
+        cuts = [
+            lambda sid: gateway.manager.on_overflow(sid),  # judged a slow consumer
+            lambda sid: gateway._close_soon(sid, DisconnectReason.IDLE_TIMEOUT, "idle"),
+            lambda sid: gateway._close_soon(sid, DisconnectReason.TOKEN_EXPIRED, "token expired"),
+        ]
+        for n, cut in enumerate(cuts, start=1):
+            cut(node.of("connected")[-1]["connection_id"])
+            await publish(2)  # published around the cut: replayed or live, never lost
+            await node.until("connected", n + 1)
+            await publish(1)
+            await node.until("event", len(ids))
+        sid = node.of("connected")[-1]["connection_id"]
+        status, _, _ = await rest(server, "DELETE", f"/ws/connections/{sid}")
+        assert status == 204
+        await node.until("stopped", 1)
+        assert await node.wait() == 0
+    finally:
+        await node.close()
+    reasons = [line["reason"] for line in node.of("disconnected")]
+    assert reasons == ["slow_consumer", "idle_timeout", "token_expired", "kicked"]
+    assert [line["reason"] for line in node.of("disconnect")] == ["io server disconnect"] * 4
+    assert [line["recovered"] for line in node.of("connected")] == [None, True, True, True]
+    assert len(node.of("connected")) == 4  # no reconnect after the kick
+    assert node.event_ids() == ids

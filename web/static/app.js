@@ -185,8 +185,32 @@ function connect() {
       refetch();
     }
   });
-  socket.on("disconnected", (envelope) => setStatus("disconnected", `server closed: ${envelope.data.reason}`));
-  socket.on("disconnect", (reason) => setStatus("connecting", `reconnecting (${reason})…`));
+  // socket.io-client reconnects by itself after a network loss, but never after the server ended
+  // the connection ("io server disconnect"). The server says why first (`disconnected`): we come
+  // back (resuming from lastEventId) for slow_consumer, idle_timeout, token_expired,
+  // server_shutdown, rate_limited…, but not after an administrator kicked us.
+  let serverReason = null;
+  let retries = 0;
+  socket.on("connect", () => { retries = 0; });
+  socket.on("disconnected", (envelope) => {
+    serverReason = envelope.data.reason;
+    setStatus("disconnected", `server closed: ${serverReason}`);
+  });
+  socket.on("disconnect", (reason) => {
+    if (reason !== "io server disconnect") {
+      setStatus("connecting", `reconnecting (${reason})…`);
+      return;
+    }
+    if (serverReason === "kicked") {
+      setStatus("disconnected", "closed by an administrator; reload to reconnect");
+      return;
+    }
+    const delay = Math.min(250 * 2 ** retries, 5000) * (0.5 + Math.random() / 2);
+    retries += 1;
+    setStatus("connecting", `reconnecting (${serverReason || reason})…`);
+    serverReason = null;
+    setTimeout(() => socket.connect(), delay);
+  });
   socket.on("connect_error", (err) => {
     const code = err.data && err.data.code;
     setStatus("refused", `refused: ${code || err.message}`);
