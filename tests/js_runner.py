@@ -40,3 +40,47 @@ async def run_js(script: str, env: dict[str, str], timeout: float = 60.0) -> lis
     lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
     assert proc.returncode == 0, f"{script} failed ({proc.returncode}):\n{out.decode()}\n{err.decode()}"
     return lines
+
+
+class NodeResumer:
+    """tests/js/resume.mjs as a child process, read line by line."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.lines: list[dict[str, Any]] = []
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            require_node(),
+            str(JS_DIR / "resume.mjs"),
+            cwd=JS_DIR,
+            env={**os.environ, **self.env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+
+    def of(self, step: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line["step"] == step]
+
+    async def until(self, step: str, count: int, timeout: float = 20) -> list[dict[str, Any]]:
+        assert self.proc is not None and self.proc.stdout is not None and self.proc.stderr is not None
+        while len(self.of(step)) < count:
+            raw = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+            assert raw, (
+                f"resume.mjs ended before {count} x {step}: {self.lines}\n{(await self.proc.stderr.read()).decode()}"
+            )
+            self.lines.append(json.loads(raw))
+        return self.of(step)
+
+    async def wait(self) -> int:
+        assert self.proc is not None
+        return await asyncio.wait_for(self.proc.wait(), 20)
+
+    async def close(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+    def event_ids(self) -> list[int]:
+        return [line["event_id"] for line in self.of("event")]

@@ -51,7 +51,10 @@ socket.on("disconnect", (reason) => {
 });
 socket.onAny((name, envelope) => {
   if (name === "connected" || !envelope || envelope.event_id == null) return;
-  if (lastEventId !== null && envelope.event_id <= lastEventId) return; // a duplicate can only repeat an id
+  if (lastEventId !== null && envelope.event_id <= lastEventId) { // a duplicate can only repeat an id
+    say("duplicate", { event_id: envelope.event_id, name });
+    return;
+  }
   lastEventId = envelope.event_id;
   count += 1;
   say("event", { event_id: envelope.event_id, name });
