@@ -9,8 +9,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from server.api.keys import GATEWAY
 from tests.js_runner import JS_DIR, require_node
-from tests.support import RunningServer, rest
+from tests.support import RunningServer, rest, wait_until
 
 AGENT = {
     "agent_id": "a-dash",
@@ -68,6 +69,22 @@ async def test_dashboard_connects_from_the_link_and_shows_events(server: Running
         assert "agent_created" in seen["text"] and "a-dash" in seen["text"]
         assert any("a-dash" in row and "neutrophil" in row for row in seen["agents"])
         assert seen["errors"] == []
+
+        # A server-side disconnect (here: judged a slow consumer) is followed by a resume...
+        gateway = server.app[GATEWAY]
+        [sid] = [sid for sid, conn in gateway.connections.items() if conn.client_id == "dashboard"]
+        gateway.manager.on_overflow(sid)
+        proc.stdin.write(b"status resumed\n")
+        resumed = await read_step(proc, "status")
+        assert "connected as ops (admin), resumed" in resumed["status"]
+        # ...but a kick is final.
+        [sid] = [sid for sid, conn in gateway.connections.items() if conn.client_id == "dashboard"]
+        status, _, _ = await rest(server, "DELETE", f"/ws/connections/{sid}")
+        assert status == 204
+        proc.stdin.write(b"status closed by an administrator\n")
+        kicked = await read_step(proc, "status")
+        assert kicked["errors"] == []
+        await wait_until(lambda: not any(c.client_id == "dashboard" for c in gateway.connections.values()))
         proc.stdin.write(b"quit\n")
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     finally:

@@ -2,7 +2,8 @@
 // Env: URL, TOKEN (admin), CHROMIUM (path), SHOT (optional screenshot path).
 // Protocol with the pytest wrapper: prints {"step": "ready"} once the page shows "connected",
 // then waits for a line "check <event_type>" on stdin and prints {"step": "seen", ...} when the
-// feed shows that event; "quit" ends it.
+// feed shows that event, or "status <text>" and prints {"step": "status", ...} once the status
+// line contains <text>; "quit" ends it.
 import { chromium } from "playwright-core";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -28,8 +29,15 @@ try {
   say("ready", { status: await page.textContent("#status"), url: page.url() });
   const lines = readline.createInterface({ input: process.stdin });
   for await (const line of lines) {
-    const [command, eventType] = line.trim().split(/\s+/);
+    const [command, eventType, ...rest] = line.trim().split(/\s+/);
     if (command === "quit") break;
+    if (command === "status") {
+      // "status <text>": wait until the status line contains <text>
+      const wanted = [eventType, ...rest].join(" ");
+      await page.waitForFunction((w) => document.querySelector("#status").textContent.includes(w), wanted,
+                                 { timeout: 15000 });
+      say("status", { status: await page.textContent("#status"), errors });
+    }
     if (command === "check") {
       const item = await page.waitForSelector(`#feed li[data-event-type="${eventType}"]`, { timeout: 10000 });
       say("seen", {
