@@ -48,6 +48,8 @@ from server.realtime.stats import RealtimeMetrics, RealtimeStats
 
 log = structlog.get_logger(__name__)
 NAMESPACE = "/"
+SHUTDOWN_GRACE_S = 1.0
+"""At shutdown, how long peers get to take their last frames before their transports are aborted."""
 
 
 class ImmuneSocketServer(socketio.AsyncServer):
@@ -124,6 +126,7 @@ class RealtimeGateway:
         self.epoch = ""
         self._closing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._shutdown_deadline = float("inf")  # loop time by which every close must be done
 
     def attach(self, app: web.Application) -> None:
         """Serve Socket.IO at /socket.io/ on this aiohttp app."""
@@ -464,6 +467,7 @@ class RealtimeGateway:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_s
         while True:
+            deadline = min(deadline, self._shutdown_deadline)
             transport = transport_of(socket)
             if transport is None:
                 if socket.upgraded or not socket.queue.qsize():
@@ -497,15 +501,16 @@ class RealtimeGateway:
 
     async def shutdown(self) -> None:
         """Tell every connection the server is going away, then close them all (at most ~1 s each, together)."""
+        self._shutdown_deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE_S
         await asyncio.gather(
             *(
-                self.close_connection(sid, DisconnectReason.SERVER_SHUTDOWN, "server shutting down", grace_s=1.0)
+                self.close_connection(sid, DisconnectReason.SERVER_SHUTDOWN, "server shutting down")
                 for sid in list(self.connections)
             ),
             return_exceptions=True,
         )
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=max(self.settings.send_timeout_s, 1.0))
+        if self._tasks:  # closes already under way (slow consumers, kicks): bound by the same deadline
+            await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE_S + 0.5)
 
     # ------------------------------------------------------------------ stats
 
