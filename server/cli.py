@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         result: int = args.func(args)
     except (KeyConfigError, AuthError) as exc:
         # A configuration mistake, not a bug: one line on stderr, no traceback.
-        print(f"immune-core: error: {exc}", file=sys.stderr)
+        print("immune-core: error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2
     return result
 
