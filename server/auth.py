@@ -158,7 +158,8 @@ def load_public_key(pem: str) -> tuple[str, VerifyKey]:
             )
         return "ES256", key
     raise KeyConfigError(
-        f"IMMUNE_JWT_PUBLIC_KEY is a {type(key).__name__.removeprefix('_')}; use an RSA (RS256) or EC P-256 (ES256) key"
+        f"IMMUNE_JWT_PUBLIC_KEY is an unsupported key type ({type(key).__name__.removeprefix('_')}); "
+        "use an RSA (RS256) or EC P-256 (ES256) key"
     )
 
 
