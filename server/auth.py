@@ -98,14 +98,26 @@ def load_or_create_secret(data_dir: Path) -> str:
             os.link(tmp, path)
         except FileExistsError:  # another process won the race; use its secret
             return _read_secret_file(path)
+        except OSError:  # a filesystem without hard links: rename (last writer wins a race)
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return secret
 
 
 def _read_secret_file(path: Path) -> str:
+    try:
+        return _read_private(path)
+    except (FileNotFoundError, KeyConfigError):
+        raise
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise KeyConfigError(f"cannot read the JWT secret file {path}: {reason}") from None
+
+
+def _read_private(path: Path) -> str:
     fd = os.open(path, os.O_RDONLY)
-    with os.fdopen(fd, "r") as handle:
+    with os.fdopen(fd, "r", encoding="utf-8") as handle:
         mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
         if mode & 0o077:
             try:

@@ -16,8 +16,10 @@ import re
 import stat
 import subprocess
 import sys
+import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.warnings import InsecureKeyLengthWarning
 
 from server.api.security import AUTHORITY
-from server.auth import KeyConfigError, TokenAuthority
+from server.auth import KeyConfigError, TokenAuthority, load_or_create_secret
 from server.config import Settings
 from tests.conftest import ServerFactory
 from tests.support import ROOT, ServerProcess, connect_client, connect_error, rest
@@ -352,3 +354,23 @@ def test_token_command_on_a_public_key_deployment_says_why(tmp_path: Path) -> No
         timeout=30,
     )
     assert_one_line_refusal(result, "verifies ES256 tokens")
+
+
+def test_concurrent_first_starts_share_one_secret(tmp_path: Path) -> None:
+    barrier = threading.Barrier(8)
+
+    def first_start() -> str:
+        barrier.wait()
+        return load_or_create_secret(tmp_path)
+
+    with ThreadPoolExecutor(8) as pool:
+        secrets_seen = set(pool.map(lambda _: first_start(), range(8)))
+    assert len(secrets_seen) == 1
+    assert (tmp_path / "jwt_secret").read_text() == secrets_seen.pop()
+    assert stat.S_IMODE((tmp_path / "jwt_secret").stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["jwt_secret"], "no temporary file is left behind"
+
+
+def test_unreadable_secret_file_is_a_one_line_refusal(tmp_path: Path) -> None:
+    (tmp_path / "jwt_secret").mkdir()
+    assert_one_line_refusal(run_serve(tmp_path, {}), "cannot read the JWT secret file")
