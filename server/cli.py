@@ -31,26 +31,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the server until SIGINT/SIGTERM."""
     from aiohttp import web
 
+    from server.api.security import AUTHORITY
     from server.app import build_app
-    from server.auth import TokenAuthority
     from server.logging_setup import configure_logging
 
     settings = _settings(args)
     configure_logging(settings)
-    app = build_app(settings)
+    app = build_app(settings)  # raises KeyConfigError for an unusable key, before anything listens
     loop = _new_loop()
     asyncio.set_event_loop(loop)
-    authority = TokenAuthority(settings)
+    authority = app[AUTHORITY]
     shown_host = "127.0.0.1" if settings.host in {"0.0.0.0", "::"} else settings.host
-    try:
+    if authority.can_mint:
         token = authority.mint("admin", ["admin"], ttl_s=12 * 3600)
         print(
             f"Dashboard: http://{shown_host}:{settings.port}/#token={token}\n"
             "(admin token valid 12 h; mint others with `immune-core token --role viewer --sub NAME`)",
             flush=True,
         )
-    except Exception:  # public-key deployments cannot mint; they bring their own tokens
-        print(f"Dashboard: http://{shown_host}:{settings.port}/", flush=True)
+    else:  # public-key deployments cannot mint; they bring their own tokens
+        print(f"Dashboard: http://{shown_host}:{settings.port}/ ({authority.algorithm} tokens)", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, loop=loop, print=None, shutdown_timeout=5.0)
     return 0
 
@@ -79,9 +79,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Mint a token signed with this deployment's secret."""
-    from server.auth import TokenAuthority
+    from server.auth import AuthError, TokenAuthority
+    from server.logging_setup import configure_logging
 
-    authority = TokenAuthority(_settings(args))
+    settings = _settings(args)
+    configure_logging(settings)  # warnings go to stderr; stdout carries only the token
+    authority = TokenAuthority(settings)
+    if not authority.can_mint:
+        raise AuthError(f"this deployment verifies {authority.algorithm} tokens; mint them with your private key")
     print(authority.mint(args.sub, [args.role], ttl_s=_parse_ttl(args.ttl), rooms=args.rooms))
     return 0
 
@@ -143,8 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `immune-core` console script."""
+    from server.auth import AuthError, KeyConfigError
+
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except (KeyConfigError, AuthError) as exc:
+        # A configuration mistake, not a bug: one line on stderr, no traceback.
+        print("immune-core: error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return 2
     return result
 
 

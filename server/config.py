@@ -28,8 +28,12 @@ class Settings(BaseSettings):
     )
 
     # security
-    jwt_secret: SecretStr | None = Field(None, description="HS256 secret; generated in data_dir when unset")
-    jwt_public_key: SecretStr | None = Field(None, description="PEM public key for RS256/ES256")
+    jwt_secret: SecretStr | None = Field(
+        None, description="HS256 secret (at least 32 bytes); generated in data_dir when unset"
+    )
+    jwt_public_key: SecretStr | None = Field(
+        None, description="PEM public key: RSA (2048+ bits) means RS256 only, EC P-256 ES256 only"
+    )
     jwt_leeway_s: float = Field(5.0, ge=0, description="Clock skew tolerated on exp/nbf")
     cors_origins: list[str] = Field(
         default_factory=list, description="Allowed browser origins; empty = same origin + localhost"

@@ -97,10 +97,11 @@ async def test_sdk_survives_sigkills_and_network_cuts_with_exactly_the_logged_ev
         assert event.event_id is not None
         received.append(event.event_id)
 
+    # The client connects first: a fresh connection (no last_event_id) sees only what follows it.
+    await client.connect()
     producer = Producer(server.url, token)
     producing = asyncio.create_task(producer.run())
     try:
-        await client.connect()
         for step in ["cut", "cut", "kill", "cut", "kill", "cut"]:
             # Wait for the connection the last step forced, then for live events on it (events
             # already buffered from the dead connection must not count as "reconnected").

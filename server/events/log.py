@@ -14,6 +14,16 @@ from server.events.model import BROADCAST_ROOM, PublishedEvent
 from server.store.db import Database
 from server.store.tables import event_rooms, events, log_meta
 
+# Built once: constructing and cache-keying a statement per append costs more than running it.
+_NEXT_EVENT_ID = (
+    update(log_meta)
+    .where(log_meta.c.id == 1)
+    .values(last_event_id=log_meta.c.last_event_id + 1)
+    .returning(log_meta.c.last_event_id)
+)
+_INSERT_EVENT = insert(events)
+_INSERT_EVENT_ROOM = insert(event_rooms)
+
 
 class EventLog:
     """Append-only log with dense, commit-ordered ids (SPEC §4)."""
@@ -33,29 +43,23 @@ class EventLog:
         """Append one event inside the caller's transaction and return it with its id."""
         # The counter row is locked until commit, so ids are handed out in commit order and
         # without gaps (a rolled-back transaction rolls its increment back too).
-        result = await conn.execute(
-            update(log_meta)
-            .where(log_meta.c.id == 1)
-            .values(last_event_id=log_meta.c.last_event_id + 1)
-            .returning(log_meta.c.last_event_id)
-        )
-        event_id = int(result.scalar_one())
+        event_id = int((await conn.execute(_NEXT_EVENT_ID)).scalar_one())
         now = utc_now()
         room_list = list(dict.fromkeys(rooms))
         await conn.execute(
-            insert(events).values(
-                id=event_id,
-                event_type=event_type,
-                room=room_list[0] if room_list else None,
-                rooms=room_list,
-                data=data,
-                source=source,
-                created_at=now,
-            )
+            _INSERT_EVENT,
+            {
+                "id": event_id,
+                "event_type": event_type,
+                "room": room_list[0] if room_list else None,
+                "rooms": room_list,
+                "data": data,
+                "source": source,
+                "created_at": now,
+            },
         )
         await conn.execute(
-            insert(event_rooms),
-            [{"room": room, "event_id": event_id} for room in (room_list or [BROADCAST_ROOM])],
+            _INSERT_EVENT_ROOM, [{"room": room, "event_id": event_id} for room in (room_list or [BROADCAST_ROOM])]
         )
         return PublishedEvent(event_id, event_type, now, data, source, tuple(room_list))
 

@@ -109,7 +109,7 @@ class RealtimeGateway:
         # Every Engine.IO socket learns its aiohttp response: the fast path writes to it, and the
         # send watchdog reads its transport's buffer either way.
         eio = self.sio.eio
-        eio._async = {**eio._async, "websocket": record_websockets(eio._async["websocket"])}
+        eio._async = {**eio._async, "websocket": record_websockets(eio._async["websocket"], self.manager.websockets)}
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.requests = ClientRequests(self)

@@ -34,6 +34,9 @@ class FanoutManager(socketio.AsyncManager):
         self.deliveries = 0
         self.direct_deliveries = 0
         self.sent_by_sid: Counter[str] = Counter()
+        # Engine.IO sid → (socket, TCP transport) while the socket runs on a WebSocket; the
+        # fan-out reads both from here instead of walking engineio/aiohttp attributes per recipient.
+        self.websockets: dict[str, tuple[Any, Any]] = {}
         self.on_overflow: Callable[[str], None] = lambda sid: None
         self.on_connected: Callable[[str], None] = lambda sid: None
 
@@ -84,37 +87,48 @@ class FanoutManager(socketio.AsyncManager):
             packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in encoded]
         else:
             packets = [eio_packet.Packet(eio_packet.MESSAGE, encoded)]
-        # One WebSocket frame for every recipient that can take it directly (see `_direct_transport`).
+        # One WebSocket frame for every recipient that can take it directly (see `_writable_now`).
         frame = text_frame(packets[0].encode().encode()) if self.fast_path and len(packets) == 1 else None
         skipped = set(_as_list(skip_sid))
         sockets = self.server.eio.sockets
-        sent = 0
-        for sid, eio_sid in self.get_participants(namespace, room):
-            if sid in skipped:
+        websockets = self.websockets if frame is not None else {}
+        sent_by_sid = self.sent_by_sid
+        write_limit = self.max_write_buffer
+        sent = direct = 0
+        # Reported after the loop: a cut takes the connection out of its rooms, and a single
+        # room's member dict is iterated here without a copy.
+        overflowed: list[str] = []
+        for sid, eio_sid in self._participants(namespace, room).items():
+            if skipped and sid in skipped:
                 continue
-            socket = sockets.get(eio_sid)
+            on_websocket = websockets.get(eio_sid)
+            if on_websocket is not None:
+                socket, transport = on_websocket
+                if _writable_now(socket, transport):
+                    if not force and transport.get_write_buffer_size() > write_limit:
+                        overflowed.append(sid)
+                        continue
+                    transport.write(frame)
+                    sent_by_sid[sid] += 1
+                    direct += 1
+                    continue
+            else:
+                socket = sockets.get(eio_sid)
             if socket is None or socket.closed:
                 continue
             queue = socket.queue
-            if frame is not None:
-                transport = _direct_transport(socket)
-                if transport is not None:
-                    if not force and transport.get_write_buffer_size() > self.max_write_buffer:
-                        self.on_overflow(sid)
-                        continue
-                    transport.write(frame)
-                    self.direct_deliveries += 1
-                    self.sent_by_sid[sid] += 1
-                    sent += 1
-                    continue
             if not force and queue.qsize() >= bound:
-                self.on_overflow(sid)
+                overflowed.append(sid)
                 continue
             for pkt in packets:
                 queue.put_nowait(pkt)
-            self.sent_by_sid[sid] += 1
+            sent_by_sid[sid] += 1
             sent += 1
+        sent += direct
+        self.direct_deliveries += direct
         self.deliveries += sent
+        for sid in overflowed:
+            self.on_overflow(sid)
         return sent
 
     def stop_delivery(self, sid: str, namespace: str) -> None:
@@ -125,6 +139,19 @@ class FanoutManager(socketio.AsyncManager):
         for room in list(self.get_rooms(sid, namespace)):
             if room is not None and room != sid:
                 self.basic_leave_room(sid, namespace, room)
+
+    def _participants(self, namespace: str, room: Any) -> dict[str, str]:
+        """sid → Engine.IO sid of everyone in `room` (one room or several), without a generator."""
+        rooms = self.rooms.get(namespace, {})
+        if isinstance(room, str) or not hasattr(room, "__len__"):
+            members = rooms.get(room)
+            return members._fwdm if members is not None else {}
+        merged: dict[str, str] = {}
+        for name in room:
+            members = rooms.get(name)
+            if members is not None:
+                merged.update(members._fwdm)
+        return merged
 
     async def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> Any:
         """Forget the connection's counters with it."""
@@ -156,22 +183,22 @@ def text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
-def _direct_transport(socket: Any) -> Any:
-    """The socket's TCP transport when a frame may be written to it right now, else None.
+def _writable_now(socket: Any, transport: Any) -> bool:
+    """True when a frame may be written to this WebSocket's transport right now.
 
     Only when nothing can be ahead of the new frame: the socket is on WebSocket (not polling,
     not mid-upgrade), its Engine.IO queue is empty and its writer task is parked waiting on that
     queue (so no earlier packet is in flight). Otherwise the normal queue keeps the order.
     """
-    if socket.upgrading or not socket.upgraded:
-        return None
     queue = socket.queue
-    if queue.qsize() or not queue._getters:  # asyncio.Queue keeps its waiting getters here
-        return None
-    transport = transport_of(socket)
-    if transport is None or transport.is_closing():
-        return None
-    return transport
+    return bool(
+        socket.upgraded
+        and not socket.upgrading
+        and not socket.closed
+        and not queue._queue  # asyncio.Queue's deque: empty
+        and queue._getters  # the writer task is parked on get()
+        and not transport.is_closing()
+    )
 
 
 def unsent_bytes(transport: Any) -> int:
@@ -179,7 +206,7 @@ def unsent_bytes(transport: Any) -> int:
     pending = int(transport.get_write_buffer_size())
     sock = transport.get_extra_info("socket")
     if sock is not None and _TIOCOUTQ is not None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):  # ValueError: the socket is already closed (fd -1)
             pending += struct.unpack("i", fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0"))[0]
     return pending
 
@@ -191,8 +218,11 @@ def transport_of(socket: Any) -> Any:
     return getattr(writer, "transport", None)
 
 
-def record_websockets(websocket_class: Any) -> Any:
-    """Wrap engineio's aiohttp WebSocket so each Engine.IO socket knows its aiohttp response."""
+def record_websockets(websocket_class: Any, registry: dict[str, tuple[Any, Any]]) -> Any:
+    """Wrap engineio's aiohttp WebSocket so each Engine.IO socket knows its aiohttp response.
+
+    While the WebSocket runs, `registry` maps the Engine.IO sid to (socket, TCP transport).
+    """
 
     class RecordingWebSocket(websocket_class):
         async def __call__(self, environ: Any) -> Any:
@@ -202,11 +232,15 @@ def record_websockets(websocket_class: Any) -> Any:
             async def recording_handler(ws: Any) -> Any:
                 if socket is not None:
                     socket.fast_path_ws = ws._sock
+                    transport = transport_of(socket)
+                    if transport is not None:
+                        registry[socket.sid] = (socket, transport)
                 try:
                     return await handler(ws)
                 finally:
                     if socket is not None:
                         socket.fast_path_ws = None
+                        registry.pop(socket.sid, None)
 
             self.handler = recording_handler
             return await super().__call__(environ)
