@@ -6,7 +6,6 @@ import contextlib
 import fcntl
 import struct
 import termios
-from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,12 +32,21 @@ class FanoutManager(socketio.AsyncManager):
         self.max_write_buffer = max_write_buffer
         self.deliveries = 0
         self.direct_deliveries = 0
-        self.sent_by_sid: Counter[str] = Counter()
-        # Engine.IO sid → (socket, TCP transport) while the socket runs on a WebSocket; the
+        # A plain dict with an entry per connected sid (set at connect, dropped at disconnect):
+        # `+= 1` on an exact dict is the cheapest per-recipient counter CPython has.
+        self.sent_by_sid: dict[str, int] = {}
+        # Engine.IO sid → (socket, TCP transport, queue) while the socket runs on a WebSocket; the
         # fan-out reads both from here instead of walking engineio/aiohttp attributes per recipient.
-        self.websockets: dict[str, tuple[Any, Any]] = {}
+        self.websockets: dict[str, tuple[Any, Any, Any]] = {}
         self.on_overflow: Callable[[str], None] = lambda sid: None
         self.on_connected: Callable[[str], None] = lambda sid: None
+
+    async def pre_connect(self, eio_sid: str, namespace: str) -> Any:
+        """Register the sid (it is in its own room from here on) with a zero delivery count."""
+        sid = await super().pre_connect(eio_sid, namespace)
+        if sid is not None:
+            self.sent_by_sid[sid] = 0
+        return sid
 
     async def connect(self, sid: str, namespace: str) -> Any:
         """Mark connected, then let the gateway send `connected` and join rooms at once."""
@@ -87,7 +95,7 @@ class FanoutManager(socketio.AsyncManager):
             packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in encoded]
         else:
             packets = [eio_packet.Packet(eio_packet.MESSAGE, encoded)]
-        # One WebSocket frame for every recipient that can take it directly (see `_writable_now`).
+        # One WebSocket frame for every recipient that can take it directly (see the checks below).
         frame = text_frame(packets[0].encode().encode()) if self.fast_path and len(packets) == 1 else None
         skipped = set(_as_list(skip_sid))
         sockets = self.server.eio.sockets
@@ -103,8 +111,19 @@ class FanoutManager(socketio.AsyncManager):
                 continue
             on_websocket = websockets.get(eio_sid)
             if on_websocket is not None:
-                socket, transport = on_websocket
-                if _writable_now(socket, transport):
+                socket, transport, queue = on_websocket
+                # Written directly only when nothing can be ahead of the new frame: the writer
+                # task is parked on an empty Engine.IO queue (no earlier packet queued or in
+                # flight), the socket is on WebSocket (not polling, not mid-upgrade) and nothing
+                # is closing. Otherwise the normal queue keeps the order.
+                if (
+                    queue._getters
+                    and not queue._queue
+                    and socket.upgraded
+                    and not socket.upgrading
+                    and not socket.closed
+                    and not transport.is_closing()
+                ):
                     if not force and transport.get_write_buffer_size() > write_limit:
                         overflowed.append(sid)
                         continue
@@ -154,9 +173,10 @@ class FanoutManager(socketio.AsyncManager):
         return merged
 
     async def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> Any:
-        """Forget the connection's counters with it."""
+        """Forget the connection's counters with it (once it has left every room)."""
+        result = await super().disconnect(sid, namespace, **kwargs)
         self.sent_by_sid.pop(sid, None)
-        return await super().disconnect(sid, namespace, **kwargs)
+        return result
 
 
 def _as_list(value: Any) -> Iterable[Any]:
@@ -183,24 +203,6 @@ def text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
-def _writable_now(socket: Any, transport: Any) -> bool:
-    """True when a frame may be written to this WebSocket's transport right now.
-
-    Only when nothing can be ahead of the new frame: the socket is on WebSocket (not polling,
-    not mid-upgrade), its Engine.IO queue is empty and its writer task is parked waiting on that
-    queue (so no earlier packet is in flight). Otherwise the normal queue keeps the order.
-    """
-    queue = socket.queue
-    return bool(
-        socket.upgraded
-        and not socket.upgrading
-        and not socket.closed
-        and not queue._queue  # asyncio.Queue's deque: empty
-        and queue._getters  # the writer task is parked on get()
-        and not transport.is_closing()
-    )
-
-
 def unsent_bytes(transport: Any) -> int:
     """Bytes not yet taken by the peer: the transport's buffer plus the kernel's send queue (Linux)."""
     pending = int(transport.get_write_buffer_size())
@@ -218,10 +220,10 @@ def transport_of(socket: Any) -> Any:
     return getattr(writer, "transport", None)
 
 
-def record_websockets(websocket_class: Any, registry: dict[str, tuple[Any, Any]]) -> Any:
+def record_websockets(websocket_class: Any, registry: dict[str, tuple[Any, Any, Any]]) -> Any:
     """Wrap engineio's aiohttp WebSocket so each Engine.IO socket knows its aiohttp response.
 
-    While the WebSocket runs, `registry` maps the Engine.IO sid to (socket, TCP transport).
+    While the WebSocket runs, `registry` maps the Engine.IO sid to (socket, TCP transport, queue).
     """
 
     class RecordingWebSocket(websocket_class):
@@ -234,7 +236,7 @@ def record_websockets(websocket_class: Any, registry: dict[str, tuple[Any, Any]]
                     socket.fast_path_ws = ws._sock
                     transport = transport_of(socket)
                     if transport is not None:
-                        registry[socket.sid] = (socket, transport)
+                        registry[socket.sid] = (socket, transport, socket.queue)
                 try:
                     return await handler(ws)
                 finally:
