@@ -36,7 +36,7 @@ async def socket_io(request: web.Request) -> web.WebSocketResponse:
         if msg.data.startswith("40"):
             await ws.send_str('40{"sid":"raw"}')
             assert request.transport is not None
-            SOCKETS[ws] = request.transport  # type: ignore[assignment]
+            SOCKETS[ws] = request.transport
         elif msg.data == "3":
             continue
     SOCKETS.pop(ws, None)
