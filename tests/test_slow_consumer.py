@@ -15,7 +15,7 @@ from server.api.keys import GATEWAY, PUBLISHER
 from server.events.model import PublishedEvent
 from server.realtime.manager import transport_of, unsent_bytes
 from tests.conftest import ServerFactory
-from tests.support import RunningServer, connect_client, wait_until
+from tests.support import RunningServer, connect_client, rest, wait_until
 
 PAYLOAD = "x" * 20_000
 
@@ -285,6 +285,30 @@ async def test_shutdown_does_not_wait_for_a_stalled_peer(server_factory: ServerF
     finally:
         stalled.close()
         await healthy.client.disconnect()
+
+
+async def test_kicking_a_stalled_peer_answers_at_once_and_aborts_it_later(server_factory: ServerFactory) -> None:
+    """DELETE /ws/connections/{id} answers once the connection is gone, not after the send timeout."""
+    server = await server_factory(max_queue=100_000, send_timeout_s=5.0)
+    stalled = await stalled_client(server)
+    try:
+        await wait_for_stats(server, "active_connections", 1)
+        sid, eio_socket = stalled_socket(server)
+        transport = transport_of(eio_socket)
+        assert transport is not None
+        for i in range(60):  # fill the socket buffers so the last frames cannot be flushed
+            await publish(server, i, pad=PAYLOAD)
+        await wait_until(lambda: unsent_bytes(transport) > 0)
+        status, _, _ = await rest(server, "DELETE", f"/ws/connections/{sid}")
+        assert status == 204
+        # Answered before the 5 s flush grace ran out: the transport is still waiting to be aborted.
+        assert not transport.is_closing()
+        status, _, _ = await rest(server, "GET", f"/ws/connections/{sid}")
+        assert status == 404
+        await wait_until(transport.is_closing, timeout=20)  # then aborted in the background
+        await read_until_closed(stalled)
+    finally:
+        stalled.close()
 
 
 async def publish(server: RunningServer, i: int, pad: str = "") -> int:

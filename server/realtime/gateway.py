@@ -434,17 +434,31 @@ class RealtimeGateway:
         return True
 
     async def close_connection(
-        self, sid: str, reason: DisconnectReason, message: str = "", grace_s: float | None = None
+        self,
+        sid: str,
+        reason: DisconnectReason,
+        message: str = "",
+        grace_s: float | None = None,
+        wait_for_flush: bool = True,
     ) -> bool:
-        """Send `disconnected` with the reason, then close the connection."""
+        """Send `disconnected` with the reason, then close the connection.
+
+        With `wait_for_flush=False` it returns once the Socket.IO connection is gone; waiting for
+        a stalled peer to take the last frames (or aborting its transport) goes on in the background.
+        """
         conn = self.connections.get(sid)
         if conn is None or not self._begin_close(conn):
             return False
-        await self._finish_close(conn, reason, message, grace_s)
+        await self._finish_close(conn, reason, message, grace_s, wait_for_flush)
         return True
 
     async def _finish_close(
-        self, conn: Connection, reason: DisconnectReason, message: str, grace_s: float | None = None
+        self,
+        conn: Connection,
+        reason: DisconnectReason,
+        message: str,
+        grace_s: float | None = None,
+        wait_for_flush: bool = True,
     ) -> None:
         """`disconnected` (forced past the bound), Socket.IO DISCONNECT, Engine.IO CLOSE, then flush or abort.
 
@@ -461,7 +475,11 @@ class RealtimeGateway:
         except Exception:  # a socket closing under us is fine: what matters is that it ends
             log.debug("close_failed", connection_id=conn.sid, exc_info=True)
         if socket is not None:
-            await self._flush_or_abort(socket, self.settings.send_timeout_s if grace_s is None else grace_s)
+            flush = self._flush_or_abort(socket, self.settings.send_timeout_s if grace_s is None else grace_s)
+            if wait_for_flush:
+                await flush
+            else:
+                self._spawn(flush)
 
     async def _flush_or_abort(self, socket: Any, grace_s: float) -> None:
         loop = asyncio.get_running_loop()
