@@ -29,7 +29,7 @@ from server.api.keys import (
 from server.api.problem import problem_middleware
 from server.api.security import AUTHORITY, auth_middleware
 from server.auth import TokenAuthority
-from server.config import Settings
+from server.config import ConfigError, Settings
 from server.domain import Domain
 from server.events.dispatcher import Dispatcher
 from server.events.log import EventLog
@@ -60,7 +60,9 @@ def build_app(settings: Settings) -> web.Application:
     """Build the whole server for these settings (nothing starts until the app runs)."""
     if settings.redis_url:
         # Refuse rather than silently run single-node: clients would miss other nodes' events.
-        raise ValueError("IMMUNE_REDIS_URL is set, but Redis fan-out is not available in this version")
+        raise ConfigError(
+            "IMMUNE_REDIS_URL is set, but Redis fan-out is not available in this version; unset it to run one node"
+        )
     app = web.Application(
         middlewares=[request_id_middleware, cors_middleware, problem_middleware, auth_middleware],
         client_max_size=settings.max_payload_bytes,

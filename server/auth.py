@@ -189,6 +189,9 @@ class TokenAuthority:
         if settings.jwt_public_key is not None:
             self.algorithm, self._verify_key = load_public_key(settings.jwt_public_key.get_secret_value())
             self._secret = None
+            if settings.jwt_secret is not None:
+                # Both set is most likely a leftover; say which one is in force (never the values).
+                log.warning("jwt_secret_ignored", reason="IMMUNE_JWT_PUBLIC_KEY is set", algorithm=self.algorithm)
         else:
             secret = (
                 check_secret(settings.jwt_secret.get_secret_value())

@@ -148,16 +148,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `immune-core` console script."""
+    from pydantic import ValidationError
+
     from server.auth import AuthError, KeyConfigError
+    from server.config import ConfigError
 
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
-    except (KeyConfigError, AuthError) as exc:
+    except (KeyConfigError, AuthError, ConfigError) as exc:
         # A configuration mistake, not a bug: one line on stderr, no traceback.
-        print("immune-core: error: " + " ".join(str(exc).split()), file=sys.stderr)
-        return 2
+        return _refuse(str(exc))
+    except ValidationError as exc:
+        return _refuse("; ".join(_setting_problem(error) for error in exc.errors()))
     return result
+
+
+def _refuse(message: str) -> int:
+    print("immune-core: error: " + " ".join(message.split()), file=sys.stderr)
+    return 2
+
+
+def _setting_problem(error: Any) -> str:
+    """`IMMUNE_PORT: Input should be less than or equal to 65535` from one pydantic error."""
+    name = "_".join(str(part) for part in error["loc"]).upper()
+    return f"IMMUNE_{name}: {error['msg']}" if name else str(error["msg"])
 
 
 if __name__ == "__main__":

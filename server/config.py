@@ -10,6 +10,10 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class ConfigError(ValueError):
+    """The configuration cannot run: the message says which setting and why (one line)."""
+
+
 class Settings(BaseSettings):
     """Runtime configuration. Built once at start-up and passed down; never read at import."""
 

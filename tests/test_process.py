@@ -6,9 +6,12 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from server.auth import TokenAuthority
 from server.config import Settings
 from tests.support import ServerProcess, connect_client
+from tests.test_security_keys import assert_one_line_refusal, run_serve
 
 SECRET = "test-secret-" + "x" * 32
 
@@ -48,3 +51,20 @@ async def test_sigterm_says_server_shutdown_and_exits_cleanly(tmp_path: Path) ->
         assert await asyncio.to_thread(proc.proc.wait, 15) == 0
     finally:
         await asyncio.to_thread(proc.stop)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"IMMUNE_MAX_QUEUE": "0"}, "IMMUNE_MAX_QUEUE: Input should be greater than or equal to 1"),
+        ({"IMMUNE_IDLE_TIMEOUT_S": "soon"}, "IMMUNE_IDLE_TIMEOUT_S: Input should be a valid number"),
+        (
+            {"IMMUNE_REDIS_URL": "redis://127.0.0.1:6379/0"},
+            "IMMUNE_REDIS_URL is set, but Redis fan-out is not available",
+        ),
+    ],
+)
+def test_a_bad_setting_refuses_to_start_with_one_line_naming_it(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    assert_one_line_refusal(run_serve(tmp_path, {"IMMUNE_JWT_SECRET": "s" * 40, **env}), expected)
