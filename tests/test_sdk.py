@@ -8,7 +8,8 @@ import pytest
 
 from client_sdk import errors
 from client_sdk.client import Event, ImmuneClient
-from client_sdk.protocol import Agent, ConnectedData, PongData, RoomsData
+from client_sdk.protocol import Agent, ConnectedData, DisconnectReason, PongData, RoomsData
+from server.api.keys import GATEWAY
 from tests.conftest import ServerFactory
 from tests.proxy import CuttableProxy
 from tests.support import RunningServer, wait_until
@@ -165,3 +166,35 @@ async def test_duplicate_ids_are_dropped(server: RunningServer) -> None:
         event = client._queue.get_nowait()
         await client._on_raw_event("custom.once", event.model_dump(mode="json"))
         assert client._queue.empty() and client.duplicates_dropped == 1
+
+
+async def test_server_side_cut_reconnects_and_resumes_but_a_kick_is_final(server: RunningServer) -> None:
+    """After `disconnected` (slow_consumer) the SDK comes back with no gap; after `kicked` it stays away."""
+    gateway = server.app[GATEWAY]
+    client = ImmuneClient(server.url, token=server.token(sub="mobile"), rooms=["agents"], backoff_initial_s=0.05)
+    admin = ImmuneClient(server.url, token=server.token())
+    try:
+        await client.connect()
+        first = await admin.rest.ws.broadcast("custom.first", room="agents")
+        await wait_until(lambda: client.last_event_id == first.event_id)
+        [sid] = [sid for sid, conn in gateway.connections.items() if conn.identity.subject == "mobile"]
+        # What the queue bound or the send watchdog does to a slow consumer.
+        gateway._close_soon(sid, DisconnectReason.SLOW_CONSUMER, "outgoing queue full")
+        missed = [(await admin.rest.ws.broadcast("custom.missed", {"i": i}, room="agents")).event_id for i in range(3)]
+        await wait_until(lambda: client.connects == 2 and client.connected)
+        await wait_until(lambda: client.last_event_id == missed[-1])
+        assert client.last_disconnect is not None and client.last_disconnect.reason == "slow_consumer"
+        iterator = client.events()
+        received = [(await asyncio.wait_for(anext(iterator), 5)).event_id for _ in range(4)]
+        assert received == [first.event_id, *missed]
+
+        [sid] = [sid for sid, conn in gateway.connections.items() if conn.identity.subject == "mobile"]
+        await admin.rest.ws.kick(sid)
+        await wait_until(lambda: not client.connected)
+        await admin.rest.ws.broadcast("custom.after_kick", room="agents")
+        await asyncio.sleep(0.5)  # several backoff periods: a reconnect would have happened by now
+        assert client.connects == 2 and not client.connected
+        assert client.last_disconnect is not None and client.last_disconnect.reason == "kicked"
+    finally:
+        await client.close()
+        await admin.rest.close()
