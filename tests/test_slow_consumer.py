@@ -261,6 +261,18 @@ async def test_the_cut_is_immediate_and_resume_has_no_hole(server_factory: Serve
     await resumed.client.disconnect()
 
 
+async def back_up_stalled_peer(server: RunningServer, connections: int) -> tuple[str, Any]:
+    """Fill the stalled peer's socket buffers (far from any bound); returns its sid and TCP transport."""
+    await wait_for_stats(server, "active_connections", connections)
+    sid, eio_socket = stalled_socket(server)
+    transport = transport_of(eio_socket)
+    assert transport is not None
+    for i in range(60):
+        await publish(server, i, pad=PAYLOAD)
+    await wait_until(lambda: unsent_bytes(transport) > 0)
+    return sid, transport
+
+
 async def test_shutdown_does_not_wait_for_a_stalled_peer(server_factory: ServerFactory) -> None:
     """A peer that stopped reading (not yet judged slow) is aborted at shutdown after a short grace."""
     server = await server_factory(max_queue=100_000, send_timeout_s=60.0)
@@ -268,14 +280,8 @@ async def test_shutdown_does_not_wait_for_a_stalled_peer(server_factory: ServerF
     healthy = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
     stalled = await stalled_client(server)
     try:
-        await wait_for_stats(server, "active_connections", 2)
-        _sid, eio_socket = stalled_socket(server)
-        transport = transport_of(eio_socket)
-        assert transport is not None
-        for i in range(60):  # enough to fill the socket buffers, far from any bound
-            await publish(server, i, pad=PAYLOAD)
+        _sid, transport = await back_up_stalled_peer(server, connections=2)
         await healthy.wait_event("custom.n", count=60, timeout=30)
-        await wait_until(lambda: unsent_bytes(transport) > 0)
         await asyncio.wait_for(gateway.shutdown(), 30)  # a hang bound, not a speed claim
         assert transport.is_closing()
         await healthy.wait_event("disconnected")
@@ -292,13 +298,7 @@ async def test_kicking_a_stalled_peer_answers_at_once_and_aborts_it_later(server
     server = await server_factory(max_queue=100_000, send_timeout_s=5.0)
     stalled = await stalled_client(server)
     try:
-        await wait_for_stats(server, "active_connections", 1)
-        sid, eio_socket = stalled_socket(server)
-        transport = transport_of(eio_socket)
-        assert transport is not None
-        for i in range(60):  # fill the socket buffers so the last frames cannot be flushed
-            await publish(server, i, pad=PAYLOAD)
-        await wait_until(lambda: unsent_bytes(transport) > 0)
+        sid, transport = await back_up_stalled_peer(server, connections=1)
         status, _, _ = await rest(server, "DELETE", f"/ws/connections/{sid}")
         assert status == 204
         # Answered before the 5 s flush grace ran out: the transport is still waiting to be aborted.
