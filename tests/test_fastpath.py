@@ -8,7 +8,7 @@ import pytest
 
 from server.api.keys import GATEWAY, PUBLISHER
 from tests.conftest import ServerFactory
-from tests.support import RunningServer, connect_client
+from tests.support import RunningServer, connect_client, connect_error, wait_until
 
 
 async def raw_messages(server: RunningServer, count: int) -> list[str]:
@@ -67,3 +67,23 @@ async def test_polling_clients_and_filters_stay_on_the_normal_path(server: Runni
     # Only the WebSocket client's one delivery may take the direct write; the polling one queues.
     assert manager.direct_deliveries - before <= 1
     await filtered.client.disconnect()  # the polling client is closed with the server
+
+
+async def test_per_connection_bookkeeping_ends_with_the_connection(server: RunningServer) -> None:
+    """Delivery counters and the WebSocket registry hold exactly the live connections: no leak."""
+    manager = server.app[GATEWAY].manager
+    auth = {"token": server.token(), "rooms": ["agents"]}
+    clients = [await connect_client(server.url, auth=auth) for _ in range(3)]
+    refused = await connect_error(server.url, auth={"token": "not-a-jwt"})
+    assert refused["code"] == "unauthorized"
+    await server.app[PUBLISHER].publish("custom.fp", {"n": 0}, ["agents"])
+    for client in clients:
+        await client.wait_event("custom.fp")
+    assert len(manager.sent_by_sid) == 3 and len(manager.websockets) == 3
+    for client in clients[:2]:
+        await client.client.disconnect()
+    await wait_until(lambda: len(manager.sent_by_sid) == 1 and len(manager.websockets) == 1)
+    [remaining] = manager.sent_by_sid
+    assert manager.sent_by_sid[remaining] == 2  # `connected` and the event
+    await clients[2].client.disconnect()
+    await wait_until(lambda: not manager.sent_by_sid and not manager.websockets)
