@@ -278,6 +278,7 @@ class RealtimeGateway:
                 NAMESPACE,
                 conn.sid,
                 max_queue=self.settings.max_queue + self.settings.replay_cap,
+                json_only=True,
             )
         self.stats.events_replayed += len(plan.events)
         log.info(
@@ -399,7 +400,7 @@ class RealtimeGateway:
     def deliver(self, event: PublishedEvent) -> None:
         """EventSink: emit a committed event to exactly the connections of the §5 predicate."""
         sent = self.manager.emit_now(
-            event.event_type, event.envelope(), NAMESPACE, target_rooms(event.rooms, event.event_type)
+            event.event_type, event.envelope(), NAMESPACE, target_rooms(event.rooms, event.event_type), json_only=True
         )
         self.stats.events_published += 1
         self.metrics.events_published.labels(event_type=event.event_type).inc()
@@ -418,7 +419,7 @@ class RealtimeGateway:
             "source": "server",
             "room": None,
         }
-        self.manager.emit_now(event_type.value, envelope, NAMESPACE, conn.sid, force=force)
+        self.manager.emit_now(event_type.value, envelope, NAMESPACE, conn.sid, force=force, json_only=True)
 
     def _begin_close(self, conn: Connection) -> bool:
         """Synchronously stop all event delivery to a connection and mark it closing.

@@ -80,17 +80,22 @@ class FanoutManager(socketio.AsyncManager):
         skip_sid: Any = None,
         max_queue: int | None = None,
         force: bool = False,
+        json_only: bool = False,
     ) -> int:
         """Deliver one event to the room's local participants; returns the number enqueued.
 
         `force` ignores every bound: only for the one small `disconnected` frame that must reach a
-        connection already judged slow (it is out of every event room by then).
+        connection already judged slow (it is out of every event room by then). `json_only`
+        vouches that `data` holds no bytes, which spares python-socketio's recursive binary scan.
         """
         bound = max_queue or self.max_queue
         if namespace not in self.rooms:
             return 0
         args = list(data) if isinstance(data, tuple) else ([] if data is None else [data])
-        encoded = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args]).encode()
+        binary = False if json_only else None
+        encoded = self.server.packet_class(
+            sio_packet.EVENT, namespace=namespace, data=[event, *args], binary=binary
+        ).encode()
         if isinstance(encoded, list):  # binary attachments: rare, take the stock path's shape
             packets = [eio_packet.Packet(eio_packet.MESSAGE, part) for part in encoded]
         else:
