@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 from urllib.parse import parse_qs
 
+import engineio
 import socketio
 import structlog
 from aiohttp import web
@@ -38,6 +39,7 @@ from server.realtime import codec
 from server.realtime.backpressure import SendWatchdog
 from server.realtime.connection import Connection
 from server.realtime.errors import ProtocolError
+from server.realtime.lean_queue import LeanQueue
 from server.realtime.limits import KeyedBuckets, TokenBucket, json_depth
 from server.realtime.manager import FanoutManager, record_websockets, transport_of, unsent_bytes
 from server.realtime.reaper import ConnectionReaper
@@ -52,10 +54,21 @@ SHUTDOWN_GRACE_S = 1.0
 """At shutdown, how long peers get to take their last frames before their transports are aborted."""
 
 
+class LeanEngineServer(engineio.AsyncServer):
+    """Engine.IO server whose per-socket outgoing queues are `LeanQueue`s."""
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> LeanQueue:
+        """One connection's outgoing queue."""
+        return LeanQueue(*args, **kwargs)
+
+
 class ImmuneSocketServer(socketio.AsyncServer):
     """AsyncServer that routes every client event through one validating entry point."""
 
     gateway: RealtimeGateway
+
+    def _engineio_server_class(self) -> type[LeanEngineServer]:
+        return LeanEngineServer
 
     async def _handle_event_internal(
         self, server: Any, sid: str, eio_sid: str, data: list[Any], namespace: str, id: int | None

@@ -1,0 +1,88 @@
+"""LeanQueue behaves like asyncio.Queue for every call Engine.IO makes on it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from server.realtime.lean_queue import LeanQueue
+
+OPS = st.lists(st.one_of(st.integers(0, 99), st.just("get"), st.just("done")), max_size=60)
+
+
+@given(OPS)
+def test_same_results_as_asyncio_queue_for_any_sequence_of_calls(ops: list[int | str]) -> None:
+    async def run(queue: asyncio.Queue[int] | LeanQueue) -> list[object]:
+        seen: list[object] = []
+        for op in ops:
+            try:
+                if op == "get":
+                    seen.append(queue.get_nowait())
+                elif op == "done":
+                    queue.task_done()
+                    seen.append("done")
+                else:
+                    assert isinstance(op, int)
+                    queue.put_nowait(op)
+            except asyncio.QueueEmpty:
+                seen.append("empty")
+            except ValueError:
+                seen.append("too many task_done")
+            seen.append(queue.qsize())
+        return seen
+
+    async def both() -> None:
+        assert await run(LeanQueue()) == await run(asyncio.Queue())
+
+    asyncio.run(both())
+
+
+async def test_a_parked_reader_gets_items_in_order() -> None:
+    queue = LeanQueue()
+    reader = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    assert queue._getters and not queue._queue  # what the fan-out's fast path looks for
+    queue.put_nowait("a")
+    queue.put_nowait("b")
+    assert await reader == "a"
+    assert not queue._getters and queue._queue == ["b"]
+    assert await queue.get() == "b"
+
+
+async def test_a_reader_that_times_out_no_longer_looks_parked_and_loses_nothing() -> None:
+    queue = LeanQueue()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(queue.get(), 0.01)
+    assert not queue._getters
+    queue.put_nowait("kept")
+    assert queue.get_nowait() == "kept"
+
+
+async def test_join_waits_for_every_item_to_be_done() -> None:
+    queue = LeanQueue()
+    await asyncio.wait_for(queue.join(), 1)  # nothing put: returns at once
+    queue.put_nowait(1)
+    queue.put_nowait(2)
+    joined = asyncio.ensure_future(queue.join())
+    assert queue.get_nowait() == 1
+    queue.task_done()
+    await asyncio.sleep(0)
+    assert not joined.done()
+    assert await queue.get() == 2
+    queue.task_done()
+    await asyncio.wait_for(joined, 1)
+    queue.put_nowait(3)  # a later put makes join wait again
+    rejoined = asyncio.ensure_future(queue.join())
+    await asyncio.sleep(0)
+    assert not rejoined.done()
+    queue.get_nowait()
+    queue.task_done()
+    await asyncio.wait_for(rejoined, 1)
+
+
+def test_bounded_queues_are_refused() -> None:
+    with pytest.raises(ValueError, match="unbounded"):
+        LeanQueue(maxsize=10)
