@@ -464,7 +464,7 @@ def main() -> None:
     # The raw ceiling has no rooms or filters, so it sits these out.
     runs += [(name, 1000, args.burst, "filtered (half subscribed to another type)") for name in PEERS[:2]]
     runs += [(name, 1000, 200, "100 rooms") for name in PEERS[:2]]
-    runs += [(name, args.ramp, 2, "one room") for name in PEERS if args.ramp]
+    runs += [(name, args.ramp, 20, "one room") for name in PEERS if args.ramp]
     for name, clients, events, scenario in runs:
         # The 10 000-connection ramp runs once; the others take the median of --repeat runs,
         # since a shared 2-core machine moves single runs by ±30 %.
