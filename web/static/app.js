@@ -52,8 +52,14 @@ async function api(path) {
   return response.json();
 }
 
+// Events that arrive while a refetch is in flight: the snapshot may predate them, so they are
+// applied again, in order, on top of it (set/delete by id, so re-applying is harmless).
+let arrivedDuringRefetch = null;
+let refetchesInFlight = 0;
+
 async function refetch() {
   // Called on first connect and whenever the server could not recover our gap.
+  if (refetchesInFlight++ === 0) arrivedDuringRefetch = [];
   for (const [path, map, key] of [["/agents?limit=200", state.agents, "agent_id"],
                                   ["/coordination/tasks?limit=200", state.tasks, "task_id"]]) {
     try {
@@ -64,11 +70,17 @@ async function refetch() {
       console.debug("refetch skipped", String(err));
     }
   }
+  if (--refetchesInFlight === 0) {
+    const arrived = arrivedDuringRefetch || [];
+    arrivedDuringRefetch = null;
+    for (const [name, data] of arrived) applyEvent(name, data);
+  }
   renderEntities();
 }
 
 function applyEvent(name, data) {
   if (!data) return;
+  if (arrivedDuringRefetch) arrivedDuringRefetch.push([name, data]);
   if (name === "agent_created" || name === "agent_updated") state.agents.set(data.agent_id, data);
   else if (name === "agent_deleted") state.agents.delete(data.agent_id);
   else if (name === "agent_status_changed" && state.agents.has(data.agent_id)) state.agents.get(data.agent_id).status = data.new_status;
