@@ -40,7 +40,8 @@ async def read_step(proc: asyncio.subprocess.Process, step: str) -> dict[str, An
                 return message
 
 
-async def test_dashboard_connects_from_the_link_and_shows_events(server: RunningServer, tmp_path: Path) -> None:
+async def start_driver(server: RunningServer, **env: str) -> asyncio.subprocess.Process:
+    """tests/js/dashboard.mjs driving the served page in headless Debian Chromium."""
     node = require_node()
     chromium = shutil.which("chromium")
     assert chromium, "Debian chromium is required (the README's test command installs it)"
@@ -49,11 +50,17 @@ async def test_dashboard_connects_from_the_link_and_shows_events(server: Running
         node,
         str(JS_DIR / "dashboard.mjs"),
         cwd=JS_DIR,
-        env={**os.environ, "URL": server.url, "TOKEN": server.token(sub="ops"), "CHROMIUM": chromium},
+        env={**os.environ, "URL": server.url, "TOKEN": server.token(sub="ops"), "CHROMIUM": chromium, **env},
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    assert proc.stdin is not None
+    return proc
+
+
+async def test_dashboard_connects_from_the_link_and_shows_events(server: RunningServer, tmp_path: Path) -> None:
+    proc = await start_driver(server)
     assert proc.stdin is not None
     try:
         ready = await read_step(proc, "ready")
@@ -85,6 +92,32 @@ async def test_dashboard_connects_from_the_link_and_shows_events(server: Running
         kicked = await read_step(proc, "status")
         assert kicked["errors"] == []
         await wait_until(lambda: not any(c.client_id == "dashboard" for c in gateway.connections.values()))
+        proc.stdin.write(b"quit\n")
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_a_live_event_survives_a_slower_refetch(server: RunningServer) -> None:
+    """The first-connect GET /agents is held until after a live agent_created: the row must stay."""
+    proc = await start_driver(server, HOLD_AGENTS="1")
+    assert proc.stdin is not None
+    try:
+        await read_step(proc, "ready")
+        # A broadcast, not POST /agents: the held snapshot will not contain this agent.
+        status, _, _ = await rest(
+            server, "POST", "/ws/broadcast", json={"event_type": "agent_created", "room": "agents", "data": AGENT}
+        )
+        assert status == 202
+        proc.stdin.write(b"check agent_created\n")
+        seen = await read_step(proc, "seen")
+        assert any("a-dash" in row for row in seen["agents"])
+        proc.stdin.write(b"release\n")
+        released = await read_step(proc, "released")
+        assert any("a-dash" in row for row in released["agents"]), released["agents"]
+        assert released["errors"] == []
         proc.stdin.write(b"quit\n")
         assert await asyncio.wait_for(proc.wait(), 30) == 0
     finally:

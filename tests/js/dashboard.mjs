@@ -3,14 +3,15 @@
 // Protocol with the pytest wrapper: prints {"step": "ready"} once the page shows "connected",
 // then waits for a line "check <event_type>" on stdin and prints {"step": "seen", ...} when the
 // feed shows that event, or "status <text>" and prints {"step": "status", ...} once the status
-// line contains <text>; "quit" ends it.
+// line contains <text>; "quit" ends it. With HOLD_AGENTS=1 the page's first GET /agents is held
+// until "release", which prints {"step": "released", agents} once that refetch has been applied.
 import { chromium } from "playwright-core";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import readline from "node:readline";
 
-const { URL, TOKEN, CHROMIUM, SHOT } = process.env;
+const { URL, TOKEN, CHROMIUM, SHOT, HOLD_AGENTS } = process.env;
 const say = (step, data = {}) => console.log(JSON.stringify({ step, ...data }));
 
 const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "immune-chromium-")), {
@@ -24,6 +25,15 @@ try {
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (err) => errors.push(String(err)));
+  let release = () => {};
+  if (HOLD_AGENTS) {
+    const released = new Promise((resolve) => { release = resolve; });
+    let held = false;
+    await page.route("**/agents?*", async (route) => {
+      if (!held) { held = true; await released; }
+      await route.continue();
+    });
+  }
   await page.goto(`${URL}/#token=${TOKEN}`);
   await page.waitForSelector('#status[data-state="connected"]', { timeout: 15000 });
   say("ready", { status: await page.textContent("#status"), url: page.url() });
@@ -37,6 +47,12 @@ try {
       await page.waitForFunction((w) => document.querySelector("#status").textContent.includes(w), wanted,
                                  { timeout: 15000 });
       say("status", { status: await page.textContent("#status"), errors });
+    }
+    if (command === "release") {
+      release();
+      await page.waitForFunction(() => document.querySelector("#agents").dataset.refetching === "false",
+                                 null, { timeout: 15000 });
+      say("released", { agents: await page.$$eval("#agents tr", (rows) => rows.map((r) => r.textContent)), errors });
     }
     if (command === "check") {
       const item = await page.waitForSelector(`#feed li[data-event-type="${eventType}"]`, { timeout: 10000 });

@@ -60,6 +60,7 @@ let refetchesInFlight = 0;
 async function refetch() {
   // Called on first connect and whenever the server could not recover our gap.
   if (refetchesInFlight++ === 0) arrivedDuringRefetch = [];
+  $("agents").dataset.refetching = "true";
   for (const [path, map, key] of [["/agents?limit=200", state.agents, "agent_id"],
                                   ["/coordination/tasks?limit=200", state.tasks, "task_id"]]) {
     try {
@@ -76,6 +77,7 @@ async function refetch() {
     for (const [name, data] of arrived) applyEvent(name, data);
   }
   renderEntities();
+  if (refetchesInFlight === 0) $("agents").dataset.refetching = "false";
 }
 
 function applyEvent(name, data) {
