@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +42,9 @@ async def read_step(proc: asyncio.subprocess.Process, step: str) -> dict[str, An
                 return message
 
 
-async def start_driver(server: RunningServer, **env: str) -> asyncio.subprocess.Process:
-    """tests/js/dashboard.mjs driving the served page in headless Debian Chromium."""
+@asynccontextmanager
+async def dashboard_driver(server: RunningServer, **env: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """tests/js/dashboard.mjs driving the served page in headless Debian Chromium; quits cleanly at the end."""
     node = require_node()
     chromium = shutil.which("chromium")
     assert chromium, "Debian chromium is required (the README's test command installs it)"
@@ -56,13 +59,19 @@ async def start_driver(server: RunningServer, **env: str) -> asyncio.subprocess.
         stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stdin is not None
-    return proc
+    try:
+        yield proc
+        proc.stdin.write(b"quit\n")
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def test_dashboard_connects_from_the_link_and_shows_events(server: RunningServer, tmp_path: Path) -> None:
-    proc = await start_driver(server)
-    assert proc.stdin is not None
-    try:
+    async with dashboard_driver(server) as proc:
+        assert proc.stdin is not None
         ready = await read_step(proc, "ready")
         assert "connected as ops (admin)" in ready["status"]
         assert "token=" not in ready["url"], "the page must drop the token from the visible URL"
@@ -92,19 +101,12 @@ async def test_dashboard_connects_from_the_link_and_shows_events(server: Running
         kicked = await read_step(proc, "status")
         assert kicked["errors"] == []
         await wait_until(lambda: not any(c.client_id == "dashboard" for c in gateway.connections.values()))
-        proc.stdin.write(b"quit\n")
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_a_live_event_survives_a_slower_refetch(server: RunningServer) -> None:
     """The first-connect GET /agents is held until after a live agent_created: the row must stay."""
-    proc = await start_driver(server, HOLD_AGENTS="1")
-    assert proc.stdin is not None
-    try:
+    async with dashboard_driver(server, HOLD_AGENTS="1") as proc:
+        assert proc.stdin is not None
         await read_step(proc, "ready")
         # A broadcast, not POST /agents: the held snapshot will not contain this agent.
         status, _, _ = await rest(
@@ -118,9 +120,3 @@ async def test_a_live_event_survives_a_slower_refetch(server: RunningServer) -> 
         released = await read_step(proc, "released")
         assert any("a-dash" in row for row in released["agents"]), released["agents"]
         assert released["errors"] == []
-        proc.stdin.write(b"quit\n")
-        assert await asyncio.wait_for(proc.wait(), 30) == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
