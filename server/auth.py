@@ -213,16 +213,8 @@ class TokenAuthority:
         if not token:
             raise AuthError("missing token")
         try:
-            # Checked before anything else: the header names the algorithm, but only the
-            # configured key decides which one we accept.
-            algorithm = jwt.get_unverified_header(token).get("alg")
-        except jwt.PyJWTError as exc:
-            raise AuthError(f"invalid token: {exc}") from exc
-        if algorithm != self.algorithm:
-            raise AuthError(
-                f"invalid token: alg {algorithm!r} is not accepted; this deployment accepts {self.algorithm}"
-            )
-        try:
+            # `algorithms` holds the one algorithm the configured key implies; PyJWT refuses any
+            # other (`none`, HS/RS confusion) before it verifies a signature or reads a claim.
             claims = jwt.decode(
                 token,
                 self._verify_key,
@@ -230,6 +222,11 @@ class TokenAuthority:
                 leeway=self.leeway,
                 options={"require": ["exp", "sub"]},
             )
+        except jwt.InvalidAlgorithmError as exc:
+            algorithm = jwt.get_unverified_header(token).get("alg")  # parsed already: it is well-formed
+            raise AuthError(
+                f"invalid token: alg {algorithm!r} is not accepted; this deployment accepts {self.algorithm}"
+            ) from exc
         except jwt.ExpiredSignatureError as exc:
             raise AuthError("token expired") from exc
         except jwt.PyJWTError as exc:
