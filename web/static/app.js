@@ -74,7 +74,7 @@ async function refetch() {
   if (--refetchesInFlight === 0) {
     const arrived = arrivedDuringRefetch || [];
     arrivedDuringRefetch = null;
-    for (const [name, data] of arrived) applyEvent(name, data);
+    for (const [name, data] of arrived) updateEntities(name, data); // rendered once, below
   }
   renderEntities();
   if (refetchesInFlight === 0) $("agents").dataset.refetching = "false";
@@ -83,13 +83,18 @@ async function refetch() {
 function applyEvent(name, data) {
   if (!data) return;
   if (arrivedDuringRefetch) arrivedDuringRefetch.push([name, data]);
+  if (updateEntities(name, data)) renderEntities();
+}
+
+// Applies one event to the agent and task maps; true when it changed them.
+function updateEntities(name, data) {
   if (name === "agent_created" || name === "agent_updated") state.agents.set(data.agent_id, data);
   else if (name === "agent_deleted") state.agents.delete(data.agent_id);
   else if (name === "agent_status_changed" && state.agents.has(data.agent_id)) state.agents.get(data.agent_id).status = data.new_status;
   else if (name === "task_created") state.tasks.set(data.task_id, data);
   else if (name.startsWith("task_") && data.task) state.tasks.set(data.task_id, data.task);
-  else return;
-  renderEntities();
+  else return false;
+  return true;
 }
 
 function cell(text) {
