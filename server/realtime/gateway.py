@@ -137,7 +137,6 @@ class RealtimeGateway:
         # Computed when scraped: keeping it current on every connect would cost O(connections) each.
         metrics.rooms.set_function(lambda: len(self.room_members()))
         self.epoch = ""
-        self._closing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._shutdown_deadline = float("inf")  # loop time by which every close must be done
 
@@ -306,7 +305,6 @@ class RealtimeGateway:
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the connection."""
         conn = self.connections.pop(sid, None)
-        self._closing.discard(sid)
         if conn is None:
             return
         self.connections_per_user[conn.identity.subject] -= 1
@@ -440,10 +438,9 @@ class RealtimeGateway:
         Returns False when it was already closing. From here on nothing published reaches it, so
         the last event it received is exactly where its resume starts: no hole is possible.
         """
-        if conn.closing or conn.sid in self._closing:
+        if conn.closing:
             return False
         conn.closing = True
-        self._closing.add(conn.sid)
         self.manager.stop_delivery(conn.sid, NAMESPACE)
         return True
 
