@@ -164,8 +164,9 @@ async def test_stalled_client_is_cut_off_while_a_healthy_one_gets_everything(
             ids.append(event.event_id)
             if i % 20 == 0:
                 await asyncio.sleep(0.01)
-        stats = await wait_for_stats(server, "slow_consumer_disconnects", 1)
-        assert stats["active_connections"] == 1
+        await wait_for_stats(server, "slow_consumer_disconnects", 1)
+        # The cut is immediate; the Socket.IO connection ends a moment later, in the close task.
+        await wait_for_stats(server, "active_connections", 1)
         await healthy.wait_event("custom.big", count=burst, timeout=30)
         assert [e["event_id"] for e in healthy.of_type("custom.big")] == ids
         assert "disconnected" not in healthy.names()
