@@ -19,6 +19,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from server.api.keys import GATEWAY
 from tests.conftest import ServerFactory
 from tests.support import ROOT, RunningServer, connect_client, connect_error, rest
 
@@ -126,11 +127,26 @@ async def test_rooms_claim_narrows_joinable_rooms(server: RunningServer) -> None
     await rec.client.disconnect()
 
 
-async def test_token_expiry_mid_connection_says_token_expired(server: RunningServer) -> None:
+async def test_token_expiry_mid_connection_says_token_expired(server_factory: ServerFactory) -> None:
+    server = await server_factory(jwt_leeway_s=0)
     rec = await connect_client(server.url, auth={"token": server.token(ttl_s=1)})
     goodbye = await rec.wait_event("disconnected", timeout=5)
     assert goodbye[0]["data"]["reason"] == "token_expired"
     await rec.wait_for(lambda: not rec.client.connected)
+
+
+async def test_expiry_sweep_tolerates_the_same_leeway_as_connect(server_factory: ServerFactory) -> None:
+    """A token that connect accepted within the clock-skew leeway is not ended at once as expired."""
+    server = await server_factory(jwt_leeway_s=30)
+    rec = await connect_client(server.url, auth={"token": server.token(ttl_s=-5)})
+    [conn] = server.app[GATEWAY].connections.values()
+    assert conn.identity.expires_at is not None
+    reaper = server.app[GATEWAY].reaper
+    assert reaper.sweep() == []
+    assert reaper.sweep(wall=conn.identity.expires_at + 29.9) == []
+    assert reaper.sweep(wall=conn.identity.expires_at + 30) == [(conn.sid, "token_expired")]
+    goodbye = await rec.wait_event("disconnected", timeout=5)
+    assert goodbye[0]["data"]["reason"] == "token_expired"
 
 
 async def test_client_event_rate_limit_then_disconnect(server_factory: ServerFactory) -> None:

@@ -130,7 +130,9 @@ class RealtimeGateway:
         dispatcher.add_sink(self.recent)
         self.resumer = ResumePlanner(event_log, dispatcher, self.recent, settings.replay_cap)
         self.watchdog = SendWatchdog(settings.send_timeout_s, self._queues, self._on_overflow)
-        self.reaper = ConnectionReaper(lambda: self.connections.values(), self._close_soon, settings.idle_timeout_s)
+        self.reaper = ConnectionReaper(
+            lambda: self.connections.values(), self._close_soon, settings.idle_timeout_s, settings.jwt_leeway_s
+        )
         self.connect_limits = KeyedBuckets(settings.connects_per_min_per_ip, settings.connects_burst_per_ip)
         self.connections: dict[str, Connection] = {}
         self.connections_per_user: Counter[str] = Counter()

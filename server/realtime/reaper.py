@@ -13,18 +13,22 @@ Closer = Callable[[str, DisconnectReason, str], object]
 
 
 class ConnectionReaper:
-    """Sweeps connections every `interval_s`: `token_expired` past `exp`, `idle_timeout` after silence."""
+    """Sweeps connections every `interval_s`: `token_expired` past `exp` + leeway, `idle_timeout` after silence."""
 
     def __init__(
         self,
         connections: Callable[[], Iterable[Connection]],
         close: Closer,
         idle_timeout_s: float,
+        leeway_s: float = 0.0,
         interval_s: float = 0.25,
     ) -> None:
         self._connections = connections
         self._close = close
         self.idle_timeout_s = idle_timeout_s
+        # The clock skew that verification tolerates at connect: a token accepted there must not be
+        # ended as expired the moment the connection is up.
+        self.leeway_s = leeway_s
         self._periodic = Periodic("connection-reaper", interval_s, self.sweep)
 
     def sweep(self, wall: float | None = None, mono: float | None = None) -> list[tuple[str, DisconnectReason]]:
@@ -36,7 +40,7 @@ class ConnectionReaper:
             if not conn.active:
                 continue
             expires_at = conn.identity.expires_at
-            if expires_at is not None and wall >= expires_at:
+            if expires_at is not None and wall >= expires_at + self.leeway_s:
                 closed.append((conn.sid, DisconnectReason.TOKEN_EXPIRED))
                 self._close(conn.sid, DisconnectReason.TOKEN_EXPIRED, "token expired; reconnect with a fresh token")
             elif self.idle_timeout_s and mono - conn.last_activity_monotonic >= self.idle_timeout_s:
