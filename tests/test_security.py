@@ -174,6 +174,20 @@ async def test_rest_rate_limit_per_identity(server_factory: ServerFactory) -> No
     assert (await rest(server, "GET", "/agents", role=None, headers=other))[0] == 200
 
 
+async def test_rest_requests_without_a_valid_token_are_limited_per_address(server_factory: ServerFactory) -> None:
+    """Bad tokens have no identity to charge: their address pays, and is refused before verifying."""
+    server = await server_factory(rest_per_min=60, rest_burst=3)
+    bad = [{"Authorization": "Bearer not-a-jwt"}, {}, {"Authorization": f"Bearer {server.token()}x"}]
+    statuses = [(await rest(server, "GET", "/agents", role=None, headers=h))[0] for h in bad]
+    assert statuses == [401, 401, 401]
+    status, problem, response = await rest(server, "GET", "/agents", role=None, headers=bad[0])
+    assert status == 429 and problem["code"] == "rate_limited" and int(response.headers["Retry-After"]) >= 1
+    # While the address's budget is spent, even a valid token from it waits (nothing is verified).
+    assert (await rest(server, "GET", "/agents", role="viewer"))[0] == 429
+    # Open routes stay open.
+    assert (await rest(server, "GET", "/health", role=None))[0] == 200
+
+
 async def test_connect_attempts_per_ip_and_connections_per_user(server_factory: ServerFactory) -> None:
     server = await server_factory(connects_burst_per_ip=3, connects_per_min_per_ip=1, max_connections_per_user=2)
     first = await connect_client(server.url, auth={"token": server.token(sub="u")})

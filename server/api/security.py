@@ -38,15 +38,22 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Verify the bearer token and the route's role."""
     if is_open(request.path) or request.method == "OPTIONS":
         return await handler(request)
+    limits = request.app[REST_LIMITS]
+    # Requests without a valid token have no identity to charge, so their address pays: once its
+    # budget is spent, it is refused before any signature is checked.
+    address = f"ip:{request.remote or 'unknown'}"
+    _refuse_when_spent(limits.wait_for(address))
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        limits.take(address)
         raise Problem(
             401, "missing bearer token", headers={"WWW-Authenticate": 'Bearer realm="immune-core"'}, code="unauthorized"
         )
     try:
         identity = request.app[AUTHORITY].verify(token.strip())
     except AuthError as exc:
+        limits.take(address)
         raise Problem(
             401,
             str(exc),
@@ -54,7 +61,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             code="unauthorized",
         ) from None
     request[IDENTITY] = identity
-    retry_after = request.app[REST_LIMITS].take(identity.subject)
+    _refuse_when_spent(limits.take(f"sub:{identity.subject}"))
+    role: Role = getattr(handler, "required_role", Role.ADMIN)
+    if not identity.has_role(role):
+        raise Problem(403, f"requires role {role.name.lower()}", code="forbidden")
+    return await handler(request)
+
+
+def _refuse_when_spent(retry_after: float) -> None:
     if retry_after:
         raise Problem(
             429,
@@ -62,7 +76,3 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
             code="rate_limited",
         )
-    role: Role = getattr(handler, "required_role", Role.ADMIN)
-    if not identity.has_role(role):
-        raise Problem(403, f"requires role {role.name.lower()}", code="forbidden")
-    return await handler(request)

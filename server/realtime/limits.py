@@ -19,13 +19,17 @@ class TokenBucket:
 
     def take(self, now: float | None = None) -> float:
         """Take a token: 0.0 when allowed, else the seconds until one is available."""
+        wait = self.wait(now)
+        if not wait:
+            self.tokens -= 1.0
+        return wait
+
+    def wait(self, now: float | None = None) -> float:
+        """Seconds until a token is available (0.0: one is), taking none."""
         now = time.monotonic() if now is None else now
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate_per_s)
         self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate_per_s
+        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate_per_s
 
 
 class KeyedBuckets:
@@ -47,6 +51,11 @@ class KeyedBuckets:
         else:
             self._buckets.move_to_end(key)
         return bucket.take(now)
+
+    def wait_for(self, key: str, now: float | None = None) -> float:
+        """Seconds until `key` may take a token (0.0 when it may now), taking none."""
+        bucket = self._buckets.get(key)
+        return 0.0 if bucket is None else bucket.wait(now)
 
 
 def json_depth(value: object, limit: int) -> int:
