@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 
 from server.api import domain_routes, events_routes, openapi, ops_routes, ws_routes
-from server.api.cors import cors_middleware
 from server.api.keys import (
     DATABASE,
     DOMAIN,
@@ -26,8 +23,8 @@ from server.api.keys import (
     REST_LIMITS,
     SETTINGS,
 )
-from server.api.problem import problem_middleware
-from server.api.security import AUTHORITY, auth_middleware
+from server.api.middleware import MIDDLEWARES
+from server.api.security import AUTHORITY
 from server.auth import TokenAuthority
 from server.config import ConfigError, Settings
 from server.domain import Domain
@@ -46,16 +43,6 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 log = structlog.get_logger(__name__)
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bind a request id to every log line of the request and echo it back."""
-    request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex[:16]
-    with structlog.contextvars.bound_contextvars(request_id=request_id[:64]):
-        response = await handler(request)
-    response.headers["X-Request-ID"] = request_id[:64]
-    return response
-
-
 def build_app(settings: Settings) -> web.Application:
     """Build the whole server for these settings (nothing starts until the app runs)."""
     if settings.redis_url:
@@ -64,7 +51,7 @@ def build_app(settings: Settings) -> web.Application:
             "IMMUNE_REDIS_URL is set, but Redis fan-out is not available in this version; unset it to run one node"
         )
     app = web.Application(
-        middlewares=[request_id_middleware, cors_middleware, problem_middleware, auth_middleware],
+        middlewares=MIDDLEWARES,
         client_max_size=settings.max_payload_bytes,
     )
     db = Database(settings.resolved_database_url())

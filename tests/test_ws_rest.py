@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -191,3 +192,11 @@ async def test_health_ready_and_metrics_need_no_token(server: RunningServer) -> 
     assert value("immune_events_published_total", event_type="custom.m") == 1
     assert value("immune_ws_deliveries_total") == 1
     await rec.client.disconnect()
+
+
+async def test_rest_responses_echo_or_assign_a_request_id(server: RunningServer) -> None:
+    status, _, response = await rest(server, "GET", "/ws/stats", headers={"X-Request-ID": "trace-42"})
+    assert status == 200 and response.headers["X-Request-ID"] == "trace-42"
+    # Errors from the inner middlewares (here: no token) carry it too; one is made up when absent.
+    status, _, response = await rest(server, "GET", "/ws/stats", role=None)
+    assert status == 401 and re.fullmatch(r"[0-9a-f]{16}", response.headers["X-Request-ID"])

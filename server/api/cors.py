@@ -17,8 +17,7 @@ EXPOSE_HEADERS = "Retry-After, X-Request-ID, WWW-Authenticate"
 async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer preflights and stamp CORS headers for allowed browser origins; refuse the rest."""
     origin = request.headers.get("Origin")
-    if origin is None or request.path.startswith("/socket.io"):
-        # Non-browser clients send no Origin; Socket.IO checks it at connect (connect_error).
+    if origin is None:  # non-browser clients; Socket.IO checks the Origin at connect (connect_error)
         return await handler(request)
     if not request.app[ORIGINS].allows(origin, request.host):
         return Problem(403, f"origin {origin[:100]} is not allowed", code="origin_not_allowed").response(request.path)

@@ -29,8 +29,11 @@ def requires(role: Role) -> Callable[[Handler], Handler]:
 
 
 def is_open(path: str) -> bool:
-    """Routes that need no token: probes, metrics, the dashboard and the API documents."""
-    return path in OPEN_PATHS or path.startswith("/static/") or path.startswith("/socket.io")
+    """Routes that need no token: probes, metrics, the dashboard and the API documents.
+
+    Socket.IO never reaches this middleware: its connect verifies the token itself (SPEC §3).
+    """
+    return path in OPEN_PATHS or path.startswith("/static/")
 
 
 @web.middleware
