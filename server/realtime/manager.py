@@ -40,6 +40,11 @@ class FanoutManager(socketio.AsyncManager):
         self.websockets: dict[str, tuple[Any, Any, Any]] = {}
         self.on_overflow: Callable[[str], None] = lambda sid: None
         self.on_connected: Callable[[str], None] = lambda sid: None
+        # namespace → sid → the rooms it is in (None, the namespace's own, included), in join order.
+        # python-socketio answers "which rooms is this sid in" by scanning every room of the
+        # namespace, and each connection has a room of its own, so a disconnect cost O(connections)
+        # and a mass disconnect (a restart, a network blip) O(connections²).
+        self.rooms_of: dict[str, dict[str, dict[Any, None]]] = {}
 
     async def pre_connect(self, eio_sid: str, namespace: str) -> Any:
         """Register the sid (it is in its own room from here on) with a zero delivery count."""
@@ -176,6 +181,43 @@ class FanoutManager(socketio.AsyncManager):
             if members is not None:
                 merged.update(members._fwdm)
         return merged
+
+    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
+        """Join as python-socketio does, and remember the room under the sid."""
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
+        self.rooms_of.setdefault(namespace, {}).setdefault(sid, {})[room] = None
+
+    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
+        """Leave as python-socketio does, and forget the room under the sid."""
+        super().basic_leave_room(sid, namespace, room)
+        by_sid = self.rooms_of.get(namespace)
+        if by_sid is None or sid not in by_sid:
+            return
+        joined = by_sid[sid]
+        joined.pop(room, None)
+        if not joined:
+            del by_sid[sid]
+            if not by_sid:
+                del self.rooms_of[namespace]
+
+    def get_rooms(self, sid: str, namespace: str) -> list[Any]:
+        """The rooms a client is in, from the per-sid index (python-socketio scans every room)."""
+        joined = self.rooms_of.get(namespace, {}).get(sid, {})
+        return [room for room in joined if room is not None]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        """python-socketio's disconnect bookkeeping, leaving only the sid's own rooms."""
+        if namespace not in self.rooms:
+            return
+        for room in list(self.rooms_of.get(namespace, {}).get(sid, ())):
+            self.basic_leave_room(sid, namespace, room)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            waiting = pending.get(namespace)
+            if waiting is not None and sid in waiting:
+                waiting.remove(sid)
+                if not waiting:
+                    del pending[namespace]
 
     async def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> Any:
         """Forget the connection's counters with it (once it has left every room)."""
