@@ -80,6 +80,14 @@ async def test_per_connection_bookkeeping_ends_with_the_connection(server: Runni
     for client in clients:
         await client.wait_event("custom.fp")
     assert len(manager.sent_by_sid) == 3 and len(manager.websockets) == 3
+    watchdog = server.app[GATEWAY].watchdog
+
+    def drained_noted() -> bool:
+        watchdog.sweep()  # notes each transport once the peer has acknowledged everything
+        return len(watchdog._drained_at) == 3
+
+    await wait_until(drained_noted)
+    assert len(manager.rooms_of["/"]) == 3
     for client in clients[:2]:
         await client.client.disconnect()
     await wait_until(lambda: len(manager.sent_by_sid) == 1 and len(manager.websockets) == 1)
@@ -87,3 +95,5 @@ async def test_per_connection_bookkeeping_ends_with_the_connection(server: Runni
     assert manager.sent_by_sid[remaining] == 2  # `connected` and the event
     await clients[2].client.disconnect()
     await wait_until(lambda: not manager.sent_by_sid and not manager.websockets)
+    assert not watchdog._drained_at and not watchdog._heads and not watchdog._buffers
+    assert not manager.rooms_of

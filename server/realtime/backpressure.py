@@ -14,44 +14,51 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from server.periodic import Periodic
+from server.realtime.manager import unsent_bytes
 
-QueueView = Callable[[], Iterable[tuple[str, "asyncio.Queue[Any]", int]]]
-"""(sid, Engine.IO queue, bytes waiting in the socket's transport) for every live connection."""
+SendingView = Callable[[], Iterable[tuple[str, "asyncio.Queue[Any]", Any, int]]]
+"""(sid, Engine.IO queue, TCP transport or None when polling, frames sent so far) per live connection."""
 
 
 class SendWatchdog:
     """Calls `on_stalled(sid)` for connections that made no sending progress for `send_timeout_s`.
 
-    No progress: the same message has headed the Engine.IO queue, or bytes written straight to the
-    transport by the fast path have sat there without the buffer shrinking, for that long.
+    No progress: the same message has headed the Engine.IO queue, or bytes written to the
+    transport (by the fast path or the writer) have sat there without shrinking, for that long.
     """
 
-    def __init__(self, send_timeout_s: float, queues: QueueView, on_stalled: Callable[[str], None]) -> None:
+    def __init__(self, send_timeout_s: float, sending: SendingView, on_stalled: Callable[[str], None]) -> None:
         self.send_timeout_s = send_timeout_s
-        self._queues = queues
+        self._sending = sending
         self._on_stalled = on_stalled
         self._heads: dict[str, tuple[Any, float]] = {}
         self._buffers: dict[str, tuple[int, float]] = {}
+        # sid → frames sent when its transport was last found drained. Most connections are idle
+        # most of the time; while that count has not moved there is nothing new to measure, and
+        # the kernel's send queue is not asked (one ioctl per connection per sweep otherwise).
+        # Engine.IO pings and acks are not counted: a peer that stops taking those misses its
+        # pongs, and Engine.IO's ping timeout ends it.
+        self._drained_at: dict[str, int] = {}
         interval = min(max(send_timeout_s / 4, 0.05), 1.0)
         self._periodic = Periodic("send-watchdog", interval, self.sweep)
 
     def sweep(self, now: float | None = None) -> list[str]:
-        """Check every queue once; returns the sids reported as stalled."""
+        """Check every connection once; returns the sids reported as stalled."""
         now = time.monotonic() if now is None else now
         stalled: list[str] = []
-        live: set[str] = set()
-        for sid, queue, buffered in self._queues():
-            live.add(sid)
-            if self._queue_stuck(sid, queue, now) or self._buffer_stuck(sid, buffered, now):
+        for sid, queue, transport, sent in self._sending():
+            if self._queue_stuck(sid, queue, now) or self._transport_stuck(sid, transport, sent, now):
                 stalled.append(sid)
                 self._heads.pop(sid, None)
                 self._buffers.pop(sid, None)
                 self._on_stalled(sid)
-        for gone in self._heads.keys() - live:
-            del self._heads[gone]
-        for gone in self._buffers.keys() - live:
-            del self._buffers[gone]
         return stalled
+
+    def forget(self, sid: str) -> None:
+        """Drop what was noted about a connection that has ended."""
+        self._heads.pop(sid, None)
+        self._buffers.pop(sid, None)
+        self._drained_at.pop(sid, None)
 
     def _queue_stuck(self, sid: str, queue: asyncio.Queue[Any], now: float) -> bool:
         pending = queue._queue  # type: ignore[attr-defined]  # the deque behind asyncio.Queue
@@ -65,10 +72,15 @@ class SendWatchdog:
             return False
         return now - seen[1] >= self.send_timeout_s
 
-    def _buffer_stuck(self, sid: str, buffered: int, now: float) -> bool:
+    def _transport_stuck(self, sid: str, transport: Any, sent: int, now: float) -> bool:
+        if transport is None or self._drained_at.get(sid) == sent:
+            return False
+        buffered = unsent_bytes(transport)
         if not buffered:
             self._buffers.pop(sid, None)
+            self._drained_at[sid] = sent
             return False
+        self._drained_at.pop(sid, None)
         seen = self._buffers.get(sid)
         if seen is None or buffered < seen[0]:
             self._buffers[sid] = (buffered, now)  # first sight, or the peer is reading: restart

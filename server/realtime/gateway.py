@@ -129,7 +129,7 @@ class RealtimeGateway:
         self.recent = RecentEvents()
         dispatcher.add_sink(self.recent)
         self.resumer = ResumePlanner(event_log, dispatcher, self.recent, settings.replay_cap)
-        self.watchdog = SendWatchdog(settings.send_timeout_s, self._queues, self._on_overflow)
+        self.watchdog = SendWatchdog(settings.send_timeout_s, self._sending, self._on_overflow)
         self.reaper = ConnectionReaper(
             lambda: self.connections.values(), self._close_soon, settings.idle_timeout_s, settings.jwt_leeway_s
         )
@@ -157,15 +157,23 @@ class RealtimeGateway:
         await self.watchdog.stop()
         await self.reaper.stop()
 
-    def _queues(self) -> list[tuple[str, asyncio.Queue[Any], int]]:
+    def _sending(self) -> list[tuple[str, asyncio.Queue[Any], Any, int]]:
+        """What the send watchdog checks: each live connection's queue, transport and sent count."""
         sockets = self.sio.eio.sockets
+        websockets = self.manager.websockets
+        sent_by_sid = self.manager.sent_by_sid
         found = []
         for sid, conn in self.connections.items():
-            socket = sockets.get(conn.eio_sid)
-            if conn.active and not conn.closing and socket is not None and not socket.closed:
-                transport = transport_of(socket)
-                buffered = unsent_bytes(transport) if transport is not None else 0
-                found.append((sid, socket.queue, buffered))
+            if not conn.active or conn.closing:
+                continue
+            on_websocket = websockets.get(conn.eio_sid)
+            if on_websocket is not None:
+                socket, transport, queue = on_websocket
+            else:  # long-polling, or not upgraded yet: only the queue can tell
+                socket, transport = sockets.get(conn.eio_sid), None
+                queue = socket.queue if socket is not None else None
+            if socket is not None and not socket.closed:
+                found.append((sid, queue, transport, sent_by_sid.get(sid, 0)))
         return found
 
     # ------------------------------------------------------------------ connect / disconnect
@@ -307,6 +315,7 @@ class RealtimeGateway:
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the connection."""
         conn = self.connections.pop(sid, None)
+        self.watchdog.forget(sid)
         if conn is None:
             return
         self.connections_per_user[conn.identity.subject] -= 1

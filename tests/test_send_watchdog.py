@@ -1,0 +1,79 @@
+"""The send watchdog on a real TCP connection whose peer stops reading (the clock is injected)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from server.realtime.backpressure import SendWatchdog
+from server.realtime.manager import unsent_bytes
+
+TIMEOUT = 10.0
+
+
+@pytest.fixture
+async def connection() -> AsyncIterator[tuple[asyncio.Transport, socket.socket]]:
+    """(our transport, the peer's socket) of a loopback TCP connection whose peer reads only when told."""
+    peer_ready: asyncio.Future[socket.socket] = asyncio.get_running_loop().create_future()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    async def accept() -> None:
+        peer, _ = await loop.sock_accept(listener)
+        peer_ready.set_result(peer)
+
+    accepting = asyncio.create_task(accept())
+    transport, _ = await loop.create_connection(asyncio.Protocol, *listener.getsockname())
+    await accepting
+    peer = await peer_ready
+    try:
+        yield transport, peer
+    finally:
+        transport.abort()
+        peer.close()
+        listener.close()
+
+
+async def test_a_quiet_connection_is_not_measured_until_it_is_sent_something(
+    connection: tuple[asyncio.Transport, socket.socket],
+) -> None:
+    transport, _peer = connection
+    sent = 0
+    stalled: list[str] = []
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    watchdog = SendWatchdog(TIMEOUT, lambda: [("c1", queue, transport, sent)], stalled.append)
+    assert watchdog.sweep(now=0.0) == []  # found drained at sent=0
+    for later in (100.0, 1000.0):
+        assert watchdog.sweep(now=later) == []
+    # Frames the peer never takes: counted as sent, so the next sweep measures them again.
+    transport.write(b"x" * (32 << 20))
+    sent = 1
+    await asyncio.sleep(0.05)
+    assert unsent_bytes(transport) > 0
+    assert watchdog.sweep(now=2000.0) == []  # first sight of the stuck bytes
+    assert watchdog.sweep(now=2000.0 + TIMEOUT / 2) == []
+    assert watchdog.sweep(now=2000.0 + TIMEOUT) == ["c1"]
+    assert stalled == ["c1"]
+
+
+async def test_a_peer_that_reads_restarts_the_clock(connection: tuple[asyncio.Transport, socket.socket]) -> None:
+    transport, peer = connection
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    watchdog = SendWatchdog(TIMEOUT, lambda: [("c1", queue, transport, 1)], lambda sid: None)
+    transport.write(b"x" * (32 << 20))
+    await asyncio.sleep(0.05)
+    assert watchdog.sweep(now=0.0) == []
+    before = unsent_bytes(transport)
+    loop = asyncio.get_running_loop()
+    taken = 0
+    while taken < 1 << 20:  # the peer takes 1 MiB
+        taken += len(await loop.sock_recv(peer, 1 << 16))
+    await asyncio.sleep(0.05)
+    assert unsent_bytes(transport) < before
+    assert watchdog.sweep(now=TIMEOUT) == []  # progress since the last sweep
+    assert watchdog.sweep(now=2 * TIMEOUT) == ["c1"]  # none since
