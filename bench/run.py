@@ -240,7 +240,9 @@ def burst(peer_name: str, clients: int, events: int, scenario: str = "one room")
         counted = gen.read()
         elapsed = time.monotonic() - started
         cpu = cpu_seconds(peer.proc.pid) - cpu0
-        gen.close()
+        closed_at = cpu_seconds(peer.proc.pid)
+        gen.close()  # every client goes at once, as after a network blip
+        disconnect_cpu = settled_cpu(peer.proc.pid) - closed_at
     finally:
         peer.stop()
     deliveries = counted["deliveries"]
@@ -264,7 +266,21 @@ def burst(peer_name: str, clients: int, events: int, scenario: str = "one room")
         "deliveries_per_s": round(deliveries / max(elapsed, 1e-6)),
         "connect_s": gen.connected["seconds"],
         "memory_kb_per_connection": round((rss_after - rss_before) / clients / 1024, 1),
+        "disconnect_cpu_us_per_connection": round(disconnect_cpu / clients * 1e6),
     }
+
+
+def settled_cpu(pid: int, quiet_s: float = 0.5, limit_s: float = 60.0) -> float:
+    """The process's CPU seconds once it has gone quiet (under 5 % of a core for `quiet_s`)."""
+    deadline = time.monotonic() + limit_s
+    last = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = cpu_seconds(pid)
+        if now - last < 0.05 * quiet_s:
+            return now
+        last = now
+    return last
 
 
 def paced(peer_name: str, clients: int, rate: int, seconds: float) -> dict[str, Any]:
@@ -386,8 +402,9 @@ def write_docs(results: dict[str, Any], command: str) -> None:
         "## Fan-out burst",
         "",
         "| scenario | server | clients | deliveries | complete | server CPU / delivery | vs Node"
-        " | fan-out only / delivery | vs Node | deliveries/s | connects/s | memory / connection |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " | fan-out only / delivery | vs Node | deliveries/s | connects/s | memory / connection"
+        " | CPU per disconnect (all at once) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     node = {(r.get("scenario"), r["clients"]): r for r in bursts if r["server"] == "node socket.io"}
     for r in bursts:
@@ -402,6 +419,7 @@ def write_docs(results: dict[str, Any], command: str) -> None:
             f"{f'{fanout} µs' if fanout is not None else '-'} | {f'{fanout_ratio:.2f}x' if fanout_ratio else '-'} | "
             f"{r['deliveries_per_s']:,} | "
             f"{round(r['clients'] / max(r['connect_s'], 1e-3)):,} | {r['memory_kb_per_connection']} KB |"
+            f" {r.get('disconnect_cpu_us_per_connection', '-')} µs |"
         )
     lines += [
         "",
