@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from server.api import domain_routes, events_routes, openapi, ops_routes, ws_routes
 from server.api.keys import (
+    CLIENT_ADDRESSES,
     DATABASE,
     DOMAIN,
     EVENT_LOG,
@@ -72,6 +73,7 @@ def build_app(settings: Settings) -> web.Application:
     app[DOMAIN] = domain
     app[ORIGINS] = OriginPolicy(settings)
     app[REST_LIMITS] = KeyedBuckets(settings.rest_per_min, settings.rest_burst)
+    app[CLIENT_ADDRESSES] = gateway.client_addresses
     app[MONITOR] = Monitor(db, publisher, gateway, domain, settings.metrics_interval_s, settings.expiry_interval_s)
     app[METRICS_REGISTRY] = registry
     app[AUTHORITY] = authority

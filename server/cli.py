@@ -169,8 +169,9 @@ def _refuse(message: str) -> int:
 
 def _setting_problem(error: Any) -> str:
     """`IMMUNE_PORT: Input should be less than or equal to 65535` from one pydantic error."""
-    name = "_".join(str(part) for part in error["loc"]).upper()
-    return f"IMMUNE_{name}: {error['msg']}" if name else str(error["msg"])
+    field, *within = error["loc"] or ("",)
+    where = "".join(f"[{part}]" for part in within)  # an item of a list setting: IMMUNE_X[0]
+    return f"IMMUNE_{str(field).upper()}{where}: {error['msg']}" if field else str(error["msg"])
 
 
 if __name__ == "__main__":

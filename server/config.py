@@ -6,7 +6,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, IPvAnyNetwork, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     jwt_leeway_s: float = Field(5.0, ge=0, description="Clock skew tolerated on exp/nbf")
     cors_origins: list[str] = Field(
         default_factory=list, description="Allowed browser origins; empty = same origin + localhost"
+    )
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Proxies (IPs or CIDRs) whose X-Forwarded-For names the client for per-IP limits",
     )
 
     # real-time limits
@@ -100,6 +104,8 @@ class Settings(BaseSettings):
                 shown[name] = _mask_url_password(value)
             elif isinstance(value, Path):
                 shown[name] = str(value)
+            elif name == "trusted_proxies":
+                shown[name] = [str(network) for network in value]
             else:
                 shown[name] = value
         shown["database_url"] = _mask_url_password(self.resolved_database_url())

@@ -59,6 +59,10 @@ async def test_sigterm_says_server_shutdown_and_exits_cleanly(tmp_path: Path) ->
         ({"IMMUNE_MAX_QUEUE": "0"}, "IMMUNE_MAX_QUEUE: Input should be greater than or equal to 1"),
         ({"IMMUNE_IDLE_TIMEOUT_S": "soon"}, "IMMUNE_IDLE_TIMEOUT_S: Input should be a valid number"),
         (
+            {"IMMUNE_TRUSTED_PROXIES": '["10.0.0.0/8", "10.0.0.1/8"]'},
+            "IMMUNE_TRUSTED_PROXIES[1]: value is not a valid IPv4 or IPv6 network",
+        ),
+        (
             {"IMMUNE_REDIS_URL": "redis://127.0.0.1:6379/0"},
             "IMMUNE_REDIS_URL is set, but Redis fan-out is not available",
         ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from server.client_address import ClientAddresses
 from server.config import Settings
 from server.domain import Domain
 from server.events.log import EventLog
@@ -25,3 +26,4 @@ DOMAIN = web.AppKey("domain", Domain)
 MONITOR = web.AppKey("monitor", Monitor)
 ORIGINS = web.AppKey("origins", OriginPolicy)
 REST_LIMITS = web.AppKey("rest_limits", KeyedBuckets)
+CLIENT_ADDRESSES = web.AppKey("client_addresses", ClientAddresses)

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from server.api.keys import REST_LIMITS
+from server.api.keys import CLIENT_ADDRESSES, REST_LIMITS
 from server.api.problem import Problem
 from server.auth import AuthError, Identity, Role, TokenAuthority
 
@@ -44,7 +44,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     limits = request.app[REST_LIMITS]
     # Requests without a valid token have no identity to charge, so their address pays: once its
     # budget is spent, it is refused before any signature is checked.
-    address = f"ip:{request.remote or 'unknown'}"
+    client = request.app[CLIENT_ADDRESSES].of(request.remote, request.headers.get("X-Forwarded-For"))
+    address = f"ip:{client}"
     _refuse_when_spent(limits.wait_for(address))
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

@@ -30,6 +30,7 @@ from client_sdk.protocol import (
     utc_now,
 )
 from server.auth import AuthError, Identity, TokenAuthority
+from server.client_address import ClientAddresses
 from server.config import Settings
 from server.events.dispatcher import Dispatcher
 from server.events.log import EventLog
@@ -134,6 +135,7 @@ class RealtimeGateway:
             lambda: self.connections.values(), self._close_soon, settings.idle_timeout_s, settings.jwt_leeway_s
         )
         self.connect_limits = KeyedBuckets(settings.connects_per_min_per_ip, settings.connects_burst_per_ip)
+        self.client_addresses = ClientAddresses(settings.trusted_proxies)
         self.connections: dict[str, Connection] = {}
         self.connections_per_user: Counter[str] = Counter()
         # Computed when scraped: keeping it current on every connect would cost O(connections) each.
@@ -197,7 +199,8 @@ class RealtimeGateway:
     def _admit(self, sid: str, environ: dict[str, Any], auth: Any) -> tuple[Connection, ConnectAuth]:
         if not self.origins.allows(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST")):
             raise ProtocolError(ErrorCode.ORIGIN_NOT_ALLOWED, "origin not allowed")
-        retry_after = self.connect_limits.take(str(environ.get("REMOTE_ADDR") or "unknown"))
+        address = self.client_addresses.of(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"))
+        retry_after = self.connect_limits.take(address)
         if retry_after:
             self.stats.rate_limited += 1
             raise ProtocolError(
@@ -248,7 +251,7 @@ class RealtimeGateway:
             eio_sid=self.manager.eio_sid_from_sid(sid, NAMESPACE) or "",
             client_id=request.client_id or f"client-{secrets.token_hex(6)}",
             identity=identity,
-            remote_addr=environ.get("REMOTE_ADDR"),
+            remote_addr=address,
             rooms=rooms,
             event_types=event_types,
             bucket=TokenBucket(self.settings.client_events_per_min / 60.0, self.settings.client_events_burst),
@@ -289,7 +292,13 @@ class RealtimeGateway:
         self.stats.total_connections += 1
         self.metrics.connects.inc()
         self.metrics.connections.set(len(self.connections))
-        log.info("connected", connection_id=sid, client_id=conn.client_id, user=conn.identity.subject)
+        log.info(
+            "connected",
+            connection_id=sid,
+            client_id=conn.client_id,
+            user=conn.identity.subject,
+            remote=conn.remote_addr,
+        )
 
     def _replay(self, conn: Connection, plan: ResumePlan) -> None:
         # The replay may exceed the live queue bound (it is bounded by the replay cap instead).
