@@ -39,6 +39,18 @@ async def connection() -> AsyncIterator[tuple[asyncio.Transport, socket.socket]]
         listener.close()
 
 
+async def settled_unsent(transport: asyncio.Transport) -> int:
+    """Unsent bytes once the kernel has stopped moving them (two equal readings 20 ms apart)."""
+    last = -1
+    for _ in range(100):
+        now = unsent_bytes(transport)
+        if now == last:
+            return now
+        last = now
+        await asyncio.sleep(0.02)
+    raise AssertionError("the transport never settled")
+
+
 async def test_a_quiet_connection_is_not_measured_until_it_is_sent_something(
     connection: tuple[asyncio.Transport, socket.socket],
 ) -> None:
@@ -53,8 +65,7 @@ async def test_a_quiet_connection_is_not_measured_until_it_is_sent_something(
     # Frames the peer never takes: counted as sent, so the next sweep measures them again.
     transport.write(b"x" * (32 << 20))
     sent = 1
-    await asyncio.sleep(0.05)
-    assert unsent_bytes(transport) > 0
+    assert await settled_unsent(transport) > 0
     assert watchdog.sweep(now=2000.0) == []  # first sight of the stuck bytes
     assert watchdog.sweep(now=2000.0 + TIMEOUT / 2) == []
     assert watchdog.sweep(now=2000.0 + TIMEOUT) == ["c1"]
@@ -66,14 +77,12 @@ async def test_a_peer_that_reads_restarts_the_clock(connection: tuple[asyncio.Tr
     queue: asyncio.Queue[Any] = asyncio.Queue()
     watchdog = SendWatchdog(TIMEOUT, lambda: [("c1", queue, transport, 1)], lambda sid: None)
     transport.write(b"x" * (32 << 20))
-    await asyncio.sleep(0.05)
+    before = await settled_unsent(transport)
     assert watchdog.sweep(now=0.0) == []
-    before = unsent_bytes(transport)
     loop = asyncio.get_running_loop()
     taken = 0
     while taken < 1 << 20:  # the peer takes 1 MiB
         taken += len(await loop.sock_recv(peer, 1 << 16))
-    await asyncio.sleep(0.05)
-    assert unsent_bytes(transport) < before
+    assert await settled_unsent(transport) < before
     assert watchdog.sweep(now=TIMEOUT) == []  # progress since the last sweep
     assert watchdog.sweep(now=2 * TIMEOUT) == ["c1"]  # none since
