@@ -70,7 +70,7 @@ async def test_an_untrusted_peer_cannot_pick_its_budget_with_the_header(server_f
 
 
 async def test_rest_bad_token_budget_is_per_forwarded_client(server_factory: ServerFactory) -> None:
-    server = await server_factory(trusted_proxies=["127.0.0.0/8"], rest_per_min=60, rest_burst=2)
+    server = await server_factory(trusted_proxies=["127.0.0.0/8"], rest_per_min=1, rest_burst=2)
     bad = {"Authorization": "Bearer not-a-jwt", "X-Forwarded-For": "203.0.113.5"}
     statuses = [(await rest(server, "GET", "/agents", role=None, headers=bad))[0] for _ in range(3)]
     assert statuses == [401, 401, 429]

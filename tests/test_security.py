@@ -164,7 +164,7 @@ async def test_client_event_rate_limit_then_disconnect(server_factory: ServerFac
 
 
 async def test_rest_rate_limit_per_identity(server_factory: ServerFactory) -> None:
-    server = await server_factory(rest_per_min=60, rest_burst=3)
+    server = await server_factory(rest_per_min=1, rest_burst=3)
     statuses = [(await rest(server, "GET", "/agents", role="viewer"))[0] for _ in range(3)]
     status, problem, response = await rest(server, "GET", "/agents", role="viewer")
     assert statuses == [200, 200, 200] and status == 429
@@ -176,7 +176,7 @@ async def test_rest_rate_limit_per_identity(server_factory: ServerFactory) -> No
 
 async def test_rest_requests_without_a_valid_token_are_limited_per_address(server_factory: ServerFactory) -> None:
     """Bad tokens have no identity to charge: their address pays, and is refused before verifying."""
-    server = await server_factory(rest_per_min=60, rest_burst=3)
+    server = await server_factory(rest_per_min=1, rest_burst=3)
     bad = [{"Authorization": "Bearer not-a-jwt"}, {}, {"Authorization": f"Bearer {server.token()}x"}]
     statuses = [(await rest(server, "GET", "/agents", role=None, headers=h))[0] for h in bad]
     assert statuses == [401, 401, 401]
