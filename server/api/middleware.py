@@ -19,8 +19,7 @@ from aiohttp.typedefs import Handler, Middleware
 from server.api.cors import cors_middleware
 from server.api.problem import problem_middleware
 from server.api.security import auth_middleware
-
-SOCKETIO_PREFIX = "/socket.io/"
+from server.realtime.gateway import SOCKETIO_PATH
 
 
 def rest_only(middleware: Middleware) -> Middleware:
@@ -28,7 +27,7 @@ def rest_only(middleware: Middleware) -> Middleware:
 
     @web.middleware
     def apply(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
-        if request.path.startswith(SOCKETIO_PREFIX):
+        if request.path.startswith(SOCKETIO_PATH):
             return handler(request)
         return middleware(request, handler)
 
@@ -55,7 +54,7 @@ def socketio_request_id(request: web.Request, handler: Handler) -> Awaitable[web
     The binding is left in the request task's context: the next request on a kept-alive polling
     connection binds its own id over it, and a WebSocket never has a next request.
     """
-    if request.path.startswith(SOCKETIO_PREFIX):
+    if request.path.startswith(SOCKETIO_PATH):
         structlog.contextvars.bind_contextvars(request_id=_request_id(request))
     return handler(request)
 

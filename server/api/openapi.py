@@ -23,6 +23,7 @@ from client_sdk.protocol import (
 from server.api.bodies import json_response
 from server.api.docs import RouteDoc
 from server.auth import Role
+from server.realtime.gateway import SOCKETIO_PATH
 
 REF = "#/components/schemas/{model}"
 PROBLEM_SCHEMA = {
@@ -155,7 +156,7 @@ def build_asyncapi() -> dict[str, Any]:
         "asyncapi": "3.0.0",
         "info": {"title": "Active Immune Core real-time events", "version": "1.0.0"},
         "defaultContentType": "application/json",
-        "servers": {"socketio": {"host": "localhost:8000", "pathname": "/socket.io/", "protocol": "ws"}},
+        "servers": {"socketio": {"host": "localhost:8000", "pathname": SOCKETIO_PATH, "protocol": "ws"}},
         "channels": {
             "events": {
                 "address": "/",

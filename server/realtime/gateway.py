@@ -51,6 +51,7 @@ from server.realtime.stats import RealtimeMetrics, RealtimeStats
 
 log = structlog.get_logger(__name__)
 NAMESPACE = "/"
+SOCKETIO_PATH = "/socket.io/"  # where Socket.IO is served; the REST middlewares step aside for it
 SHUTDOWN_GRACE_S = 1.0
 """At shutdown, how long peers get to take their last frames before their transports are aborted."""
 
@@ -146,7 +147,7 @@ class RealtimeGateway:
 
     def attach(self, app: web.Application) -> None:
         """Serve Socket.IO at /socket.io/ on this aiohttp app."""
-        self.sio.attach(app, socketio_path="socket.io")
+        self.sio.attach(app, socketio_path=SOCKETIO_PATH.strip("/"))
 
     async def start(self) -> None:
         """Load what every `connected` carries and start the send-timeout watchdog."""
