@@ -33,6 +33,7 @@ from server.events.dispatcher import Dispatcher
 from server.events.log import EventLog
 from server.events.publisher import Publisher
 from server.events.retention import Retention
+from server.events.writer import GroupCommitWriter
 from server.monitor import Monitor
 from server.origins import OriginPolicy
 from server.realtime.gateway import RealtimeGateway
@@ -55,10 +56,21 @@ def build_app(settings: Settings) -> web.Application:
         middlewares=MIDDLEWARES,
         client_max_size=settings.max_payload_bytes,
     )
-    db = Database(settings.resolved_database_url())
+    db = Database(
+        settings.resolved_database_url(),
+        synchronous=settings.sqlite_synchronous,
+        busy_timeout_s=settings.db_busy_timeout_s,
+    )
     event_log = EventLog(db)
     dispatcher = Dispatcher(event_log)
-    publisher = Publisher(db, event_log, dispatcher)
+    writer = GroupCommitWriter(
+        db,
+        event_log,
+        dispatcher,
+        queue_max=settings.write_queue_max,
+        admission_timeout_s=settings.write_timeout_s,
+    )
+    publisher = Publisher(writer, event_log, dispatcher)
     registry = CollectorRegistry()
     authority = TokenAuthority(settings)
     gateway = RealtimeGateway(settings, authority, event_log, dispatcher, RealtimeMetrics(registry))
@@ -101,7 +113,9 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     dispatcher = app[PUBLISHER].dispatcher
+    writer = app[PUBLISHER].writer
     await dispatcher.start()
+    writer.start()
     await app[GATEWAY].start()
     settings = app[SETTINGS]
     retention = Retention(
@@ -113,6 +127,7 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[MONITOR].stop()
     await retention.stop()
+    await writer.stop()
     await app[GATEWAY].stop()
     await dispatcher.stop()
 

@@ -8,7 +8,8 @@ from typing import Any
 from client_sdk.protocol import Agent, AgentStatus, EventType, agent_rooms, utc_now
 from client_sdk.rest_models import AgentActionRequest, AgentActionResult, AgentCreate, AgentUpdate, Page
 from server.domain.errors import InvalidInput, InvalidTransition, NotFound
-from server.events.publisher import Publisher, UnitOfWork
+from server.events.publisher import Publisher
+from server.events.unit_of_work import UnitOfWork
 from server.store.db import Database
 from server.store.repositories import AgentRepository
 
@@ -61,9 +62,12 @@ class AgentService:
             created_at=now,
             updated_at=now,
         )
-        async with self.publisher.unit_of_work() as uow:
+
+        async def work(uow: UnitOfWork) -> None:
             await self.repo.insert(uow.conn, agent)
             await self._announce(uow, EventType.AGENT_CREATED, agent)
+
+        await self.publisher.transact(work)
         return agent
 
     async def get(self, agent_id: str) -> Agent:
@@ -90,27 +94,34 @@ class AgentService:
         for field in ("status", "health", "energy", "metadata"):
             if field in changes and changes[field] is None:
                 raise InvalidInput(field, f"{field} cannot be null")
-        async with self.publisher.unit_of_work() as uow:
+
+        async def work(uow: UnitOfWork) -> Agent:
             current = await self._load(uow, agent_id)
             updated = current.model_copy(update={**changes, "updated_at": utc_now()})
             await self.repo.save(uow.conn, updated)
             await self._announce(uow, EventType.AGENT_UPDATED, updated)
             await self._status_changed(uow, current, updated)
-        return updated
+            return updated
+
+        return await self.publisher.transact(work)
 
     async def delete(self, agent_id: str) -> None:
         """Remove an agent; emits agent_deleted."""
-        async with self.publisher.unit_of_work() as uow:
+
+        async def work(uow: UnitOfWork) -> None:
             if not await self.repo.delete(uow.conn, agent_id):
                 raise NotFound("agent", agent_id)
             await uow.publish(EventType.AGENT_DELETED, {"agent_id": agent_id}, agent_rooms(agent_id))
+
+        await self.publisher.transact(work)
 
     async def act(self, agent_id: str, request: AgentActionRequest) -> AgentActionResult:
         """Run an action: its status and energy effect, or a 409 when the agent cannot do it."""
         rule = ACTIONS[request.action]
         if request.action == "attack" and not request.parameters.get("target"):
             raise InvalidInput("parameters.target", "attack needs parameters.target")
-        async with self.publisher.unit_of_work() as uow:
+
+        async def work(uow: UnitOfWork) -> AgentActionResult:
             current = await self._load(uow, agent_id)
             if current.status == "inactive" and not rule.allowed_when_inactive:
                 raise InvalidTransition(f"an inactive agent cannot {request.action}; activate it first")
@@ -132,7 +143,9 @@ class AgentService:
             data = {"agent_id": agent_id, "action": request.action, "result": result}
             await uow.publish(EventType.AGENT_ACTION, data, agent_rooms(agent_id))
             await self._status_changed(uow, current, updated)
-        return AgentActionResult(agent_id=agent_id, action=request.action, result=result, agent=updated)
+            return AgentActionResult(agent_id=agent_id, action=request.action, result=result, agent=updated)
+
+        return await self.publisher.transact(work)
 
     async def _load(self, uow: UnitOfWork, agent_id: str) -> Agent:
         agent = await self.repo.get(uow.conn, agent_id)

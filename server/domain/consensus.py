@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
 from client_sdk.protocol import EventType, Proposal, utc_now
 from client_sdk.rest_models import Page, ProposalCreate, VoteRequest
 from server.domain.agents import new_id
 from server.domain.errors import InvalidInput, InvalidTransition, NotFound
-from server.events.publisher import Publisher, UnitOfWork
+from server.events.publisher import Publisher
+from server.events.unit_of_work import UnitOfWork
 from server.store.db import Database
 from server.store.repositories import AgentRepository, ProposalRepository
 
@@ -46,7 +48,8 @@ class ConsensusService:
         """Create a proposal; inline votes may decide it at once."""
         now = utc_now()
         timeout_s = request.timeout_s if request.timeout_s is not None else self.default_timeout_s
-        async with self.publisher.unit_of_work() as uow:
+
+        async def work(uow: UnitOfWork) -> Proposal:
             eligible = [agent.agent_id for agent in await self.agents.eligible(uow.conn)]
             strangers = sorted(set(request.votes) - set(eligible))
             if strangers:
@@ -66,29 +69,33 @@ class ConsensusService:
             await uow.publish(EventType.CONSENSUS_PROPOSED, proposal.model_dump(mode="json"), COORDINATION)
             proposal = await self._settle(uow, proposal, decide(proposal.votes, len(eligible), proposal.threshold))
             await self.repo.insert(uow.conn, proposal)
-        return proposal
+            return proposal
+
+        return await self.publisher.transact(work)
 
     async def vote(self, proposal_id: str, request: VoteRequest) -> Proposal:
         """Record a vote; announces the decision when this vote makes one."""
-        expired = False
-        async with self.publisher.unit_of_work() as uow:
+
+        async def work(uow: UnitOfWork) -> tuple[Proposal, bool]:
             proposal = await self._load(uow, proposal_id)
             if proposal.status == "pending" and proposal.expires_at and proposal.expires_at <= utc_now():
                 proposal = await self._settle(uow, proposal, "expired")
                 await self.repo.save(uow.conn, proposal)
-                expired = True
-            else:
-                if proposal.status != "pending":
-                    raise InvalidTransition(f"proposal {proposal_id} is already {proposal.status}")
-                if request.agent_id not in proposal.eligible_voters:
-                    raise InvalidInput("agent_id", f"agent {request.agent_id} is not an eligible voter")
-                if request.agent_id in proposal.votes:
-                    raise InvalidTransition(f"agent {request.agent_id} has already voted")
-                votes = {**proposal.votes, request.agent_id: request.approve}
-                proposal = proposal.model_copy(update={"votes": votes, "approval_rate": approval_rate(votes)})
-                status = decide(votes, len(proposal.eligible_voters), proposal.threshold)
-                proposal = await self._settle(uow, proposal, status)
-                await self.repo.save(uow.conn, proposal)
+                return proposal, True
+            if proposal.status != "pending":
+                raise InvalidTransition(f"proposal {proposal_id} is already {proposal.status}")
+            if request.agent_id not in proposal.eligible_voters:
+                raise InvalidInput("agent_id", f"agent {request.agent_id} is not an eligible voter")
+            if request.agent_id in proposal.votes:
+                raise InvalidTransition(f"agent {request.agent_id} has already voted")
+            votes = {**proposal.votes, request.agent_id: request.approve}
+            proposal = proposal.model_copy(update={"votes": votes, "approval_rate": approval_rate(votes)})
+            status = decide(votes, len(proposal.eligible_voters), proposal.threshold)
+            proposal = await self._settle(uow, proposal, status)
+            await self.repo.save(uow.conn, proposal)
+            return proposal, False
+
+        proposal, expired = await self.publisher.transact(work)
         if expired:  # the expiry committed; the vote itself came too late
             raise InvalidTransition(f"proposal {proposal_id} has expired")
         return proposal
@@ -98,15 +105,20 @@ class ConsensusService:
         now = now or utc_now()
         async with self.db.read() as conn:
             due = await self.repo.expired_ids(conn, now)
-        expired = 0
-        for proposal_id in due:
-            async with self.publisher.unit_of_work() as uow:
-                proposal = await self.repo.get(uow.conn, proposal_id)
-                if proposal is None or proposal.status != "pending":
-                    continue  # decided by a vote meanwhile
-                await self.repo.save(uow.conn, await self._settle(uow, proposal, "expired"))
-                expired += 1
-        return expired
+
+        async def expire(uow: UnitOfWork, proposal_id: str) -> bool:
+            proposal = await self.repo.get(uow.conn, proposal_id)
+            if proposal is None or proposal.status != "pending":
+                return False  # decided by a vote meanwhile
+            await self.repo.save(uow.conn, await self._settle(uow, proposal, "expired"))
+            return True
+
+        # The server's own job: it waits for room in the writer's queue rather than being refused.
+        outcomes = [
+            await self.publisher.transact(functools.partial(expire, proposal_id=proposal_id), wait=True)
+            for proposal_id in due
+        ]
+        return sum(outcomes)
 
     async def get(self, proposal_id: str) -> Proposal:
         """One proposal, or NotFound."""

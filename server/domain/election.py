@@ -5,6 +5,7 @@ from __future__ import annotations
 from client_sdk.protocol import Agent, EventType, utc_now
 from client_sdk.rest_models import ElectionResult, ElectionState
 from server.events.publisher import Publisher
+from server.events.unit_of_work import UnitOfWork
 from server.store.db import Database
 from server.store.repositories import AgentRepository, ElectionRepository
 
@@ -37,7 +38,8 @@ class ElectionService:
 
     async def trigger(self) -> ElectionResult:
         """Run an election: election_triggered, plus leader_elected when the leader changed."""
-        async with self.publisher.unit_of_work() as uow:
+
+        async def work(uow: UnitOfWork) -> ElectionResult:
             state = await self.repo.get(uow.conn)
             leader = choose_leader(state.leader_id, await self.agents.eligible(uow.conn))
             changed = leader != state.leader_id
@@ -48,4 +50,8 @@ class ElectionService:
             if changed:
                 data = {"leader_id": leader, "previous_leader_id": state.leader_id, "term": term}
                 await uow.publish(EventType.LEADER_ELECTED, data, COORDINATION)
-        return ElectionResult(term=term, leader_id=leader, previous_leader_id=state.leader_id, leader_changed=changed)
+            return ElectionResult(
+                term=term, leader_id=leader, previous_leader_id=state.leader_id, leader_changed=changed
+            )
+
+        return await self.publisher.transact(work)

@@ -6,7 +6,8 @@ from client_sdk.protocol import EventType, Task, TaskStatus, task_rooms, utc_now
 from client_sdk.rest_models import Page, TaskCreate, TaskUpdate
 from server.domain.agents import new_id
 from server.domain.errors import InvalidInput, InvalidTransition, NotFound
-from server.events.publisher import Publisher, UnitOfWork
+from server.events.publisher import Publisher
+from server.events.unit_of_work import UnitOfWork
 from server.store.db import Database
 from server.store.repositories import AgentRepository, TaskRepository
 
@@ -49,17 +50,20 @@ class TaskService:
             created_at=now,
             updated_at=now,
         )
-        async with self.publisher.unit_of_work() as uow:
+
+        async def work(uow: UnitOfWork) -> Task:
             if request.agent_id is not None:
                 await self._check_assignable(uow, request.agent_id)
             await self.repo.insert(uow.conn, task)
             await uow.publish(EventType.TASK_CREATED, task.model_dump(mode="json"), task_rooms(task.task_id))
-            if request.agent_id is not None:
-                assigned = task.model_copy(update={"status": "assigned", "agent_id": request.agent_id})
-                await self.repo.save(uow.conn, assigned)
-                await self._announce(uow, task, assigned)
-                task = assigned
-        return task
+            if request.agent_id is None:
+                return task
+            assigned = task.model_copy(update={"status": "assigned", "agent_id": request.agent_id})
+            await self.repo.save(uow.conn, assigned)
+            await self._announce(uow, task, assigned)
+            return assigned
+
+        return await self.publisher.transact(work)
 
     async def get(self, task_id: str) -> Task:
         """One task, or NotFound."""
@@ -77,7 +81,8 @@ class TaskService:
 
     async def transition(self, task_id: str, request: TaskUpdate) -> Task:
         """Move a task to `request.status` if the state machine allows it; emits task_<status>."""
-        async with self.publisher.unit_of_work() as uow:
+
+        async def work(uow: UnitOfWork) -> Task:
             current = await self.repo.get(uow.conn, task_id)
             if current is None:
                 raise NotFound("task", task_id)
@@ -99,7 +104,9 @@ class TaskService:
             updated = current.model_copy(update=changes)
             await self.repo.save(uow.conn, updated)
             await self._announce(uow, current, updated)
-        return updated
+            return updated
+
+        return await self.publisher.transact(work)
 
     async def _check_assignable(self, uow: UnitOfWork, agent_id: str) -> None:
         agent = await self.agents.get(uow.conn, agent_id)

@@ -1,4 +1,4 @@
-"""The durable event log: append in the caller's transaction, read ranges, prune."""
+"""The durable event log: write a batch in the writer's transaction, read ranges, prune."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from client_sdk.protocol import utc_now
@@ -14,13 +14,15 @@ from server.events.model import BROADCAST_ROOM, PublishedEvent
 from server.store.db import Database
 from server.store.tables import event_rooms, events, log_meta
 
-# Built once: constructing and cache-keying a statement per append costs more than running it.
-_NEXT_EVENT_ID = (
+# Built once: constructing and cache-keying a statement per batch costs more than running it.
+# Writing the row to itself takes its lock (PostgreSQL) or the write lock (SQLite).
+_LOCK_HEAD = (
     update(log_meta)
     .where(log_meta.c.id == 1)
-    .values(last_event_id=log_meta.c.last_event_id + 1)
+    .values(last_event_id=log_meta.c.last_event_id)
     .returning(log_meta.c.last_event_id)
 )
+_SET_HEAD = update(log_meta).where(log_meta.c.id == 1).values(last_event_id=bindparam("head"))
 _INSERT_EVENT = insert(events)
 _INSERT_EVENT_ROOM = insert(event_rooms)
 
@@ -32,36 +34,40 @@ class EventLog:
         self.db = db
         self._epoch: str | None = None
 
-    async def append(
-        self,
-        conn: AsyncConnection,
-        event_type: str,
-        data: dict[str, Any],
-        rooms: Sequence[str],
-        source: str,
-    ) -> PublishedEvent:
-        """Append one event inside the caller's transaction and return it with its id."""
-        # The counter row is locked until commit, so ids are handed out in commit order and
-        # without gaps (a rolled-back transaction rolls its increment back too).
-        event_id = int((await conn.execute(_NEXT_EVENT_ID)).scalar_one())
-        now = utc_now()
-        room_list = list(dict.fromkeys(rooms))
+    async def lock_head(self, conn: AsyncConnection) -> int:
+        """Take the counter row's lock for this transaction and return the newest id.
+
+        Held until commit, so concurrent writers (other nodes on PostgreSQL) append one batch at a
+        time and ids are handed out in commit order, without gaps.
+        """
+        return int((await conn.execute(_LOCK_HEAD)).scalar_one())
+
+    async def write(self, conn: AsyncConnection, staged: Sequence[PublishedEvent]) -> None:
+        """Insert staged events (dense ids after the locked head) and move the counter past them."""
         await conn.execute(
             _INSERT_EVENT,
-            {
-                "id": event_id,
-                "event_type": event_type,
-                "room": room_list[0] if room_list else None,
-                "rooms": room_list,
-                "data": data,
-                "source": source,
-                "created_at": now,
-            },
+            [
+                {
+                    "id": event.event_id,
+                    "event_type": event.event_type,
+                    "room": event.room,
+                    "rooms": list(event.rooms),
+                    "data": event.data,
+                    "source": event.source,
+                    "created_at": event.timestamp,
+                }
+                for event in staged
+            ],
         )
         await conn.execute(
-            _INSERT_EVENT_ROOM, [{"room": room, "event_id": event_id} for room in (room_list or [BROADCAST_ROOM])]
+            _INSERT_EVENT_ROOM,
+            [
+                {"room": room, "event_id": event.event_id}
+                for event in staged
+                for room in (event.rooms or (BROADCAST_ROOM,))
+            ],
         )
-        return PublishedEvent(event_id, event_type, now, data, source, tuple(room_list))
+        await conn.execute(_SET_HEAD, {"head": staged[-1].event_id})
 
     async def head(self) -> int:
         """The newest committed event id (0 for an empty log)."""
