@@ -40,6 +40,7 @@ from server.realtime.gateway import RealtimeGateway
 from server.realtime.limits import KeyedBuckets
 from server.realtime.stats import RealtimeMetrics
 from server.store.db import Database
+from server.store.sqlite_appender import appender_for
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 log = structlog.get_logger(__name__)
@@ -69,6 +70,7 @@ def build_app(settings: Settings) -> web.Application:
         dispatcher,
         queue_max=settings.write_queue_max,
         admission_timeout_s=settings.write_timeout_s,
+        appender=appender_for(db.url, settings.sqlite_synchronous, settings.db_busy_timeout_s),
     )
     publisher = Publisher(writer, event_log, dispatcher)
     registry = CollectorRegistry()

@@ -24,6 +24,7 @@ from server.events.log import EventLog
 from server.events.model import PublishedEvent
 from server.events.unit_of_work import StagedEvents, UnitOfWork
 from server.store.db import Database
+from server.store.sqlite_appender import SqliteAppender
 
 log = structlog.get_logger(__name__)
 
@@ -60,9 +61,11 @@ class GroupCommitWriter:
         *,
         queue_max: int,
         admission_timeout_s: float,
+        appender: SqliteAppender | None = None,
         probe_interval_s: float = 1.0,
     ) -> None:
         self._db = db
+        self._appender = appender
         self._log = event_log
         self._dispatcher = dispatcher
         self._queue: asyncio.Queue[_Unit] = asyncio.Queue(queue_max)
@@ -96,6 +99,8 @@ class GroupCommitWriter:
             unit = self._queue.get_nowait()
             if not unit.future.done():
                 unit.future.set_exception(StoreUnavailable("the server is shutting down"))
+        if self._appender is not None:
+            await self._appender.close()
 
     async def transact(self, work: Work[T], *, wait: bool) -> T:
         """Run `work` in the next batch; its result once that batch committed.
@@ -183,13 +188,10 @@ class GroupCommitWriter:
             return
         outcomes: list[tuple[_Unit, BaseException | None, Any]] = []
         try:
-            async with self._db.write_lock(), self._db.engine.connect() as conn:
-                staged = StagedEvents(await self._log.lock_head(conn))
-                for unit in live:
-                    outcomes.append(await self._run_unit(conn, staged, unit))
-                if staged.events:
-                    await self._log.write(conn, staged.events)
-                await conn.commit()
+            if self._appender is not None and live and all(unit.work is None for unit in live):
+                events = await self._commit_appends(self._appender, live, outcomes)
+            else:
+                events = await self._commit_units(live, outcomes)
         except asyncio.CancelledError:
             for unit in live:
                 if not unit.future.done():
@@ -209,7 +211,36 @@ class GroupCommitWriter:
                 unit.future.set_result(value)
             else:
                 unit.future.set_exception(error)
-        self._dispatcher.submit(staged.events)
+        self._dispatcher.submit(events)
+
+    async def _commit_units(
+        self, live: list[_Unit], outcomes: list[tuple[_Unit, BaseException | None, Any]]
+    ) -> list[PublishedEvent]:
+        """The general path: each unit in a savepoint of one SQLAlchemy transaction."""
+        async with self._db.write_lock(), self._db.engine.connect() as conn:
+            staged = StagedEvents(await self._log.lock_head(conn))
+            for unit in live:
+                outcomes.append(await self._run_unit(conn, staged, unit))
+            if staged.events:
+                await self._log.write(conn, staged.events)
+            await conn.commit()
+        return staged.events
+
+    async def _commit_appends(
+        self, appender: SqliteAppender, live: list[_Unit], outcomes: list[tuple[_Unit, BaseException | None, Any]]
+    ) -> list[PublishedEvent]:
+        """The SQLite fast path for a batch of events only: lock, append and commit in one thread hop."""
+        per_unit: list[list[PublishedEvent]] = []
+
+        def stage(head: int) -> list[PublishedEvent]:
+            staged = StagedEvents(head)
+            per_unit[:] = [[staged.stage(*spec) for spec in unit.appends] for unit in live]
+            return staged.events
+
+        async with self._db.write_lock():
+            events = await appender.append(stage)
+        outcomes.extend((unit, None, unit_events) for unit, unit_events in zip(live, per_unit, strict=True))
+        return events
 
     async def _run_unit(self, conn: AsyncConnection, staged: StagedEvents, unit: _Unit) -> tuple[_Unit, Any, Any]:
         if unit.work is None:
