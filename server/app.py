@@ -30,7 +30,6 @@ from server.auth import TokenAuthority
 from server.config import ConfigError, Settings
 from server.domain import Domain
 from server.events.dispatcher import Dispatcher
-from server.events.log import EventLog
 from server.events.publisher import Publisher
 from server.events.retention import Retention
 from server.events.writer import GroupCommitWriter
@@ -40,6 +39,8 @@ from server.realtime.gateway import RealtimeGateway
 from server.realtime.limits import KeyedBuckets
 from server.realtime.stats import RealtimeMetrics
 from server.store.db import Database
+from server.store.event_log import SqlEventLog
+from server.store.repositories import SqlReader, SqlRepositories
 from server.store.sqlite_appender import appender_for
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -62,7 +63,7 @@ def build_app(settings: Settings) -> web.Application:
         synchronous=settings.sqlite_synchronous,
         busy_timeout_s=settings.db_busy_timeout_s,
     )
-    event_log = EventLog(db)
+    event_log = SqlEventLog(db)
     dispatcher = Dispatcher(event_log)
     writer = GroupCommitWriter(
         db,
@@ -70,6 +71,7 @@ def build_app(settings: Settings) -> web.Application:
         dispatcher,
         queue_max=settings.write_queue_max,
         admission_timeout_s=settings.write_timeout_s,
+        repositories=SqlRepositories,
         appender=appender_for(db.url, settings.sqlite_synchronous, settings.db_busy_timeout_s),
     )
     publisher = Publisher(writer, event_log, dispatcher)
@@ -77,7 +79,7 @@ def build_app(settings: Settings) -> web.Application:
     authority = TokenAuthority(settings)
     gateway = RealtimeGateway(settings, authority, event_log, dispatcher, RealtimeMetrics(registry))
     dispatcher.add_sink(gateway)
-    domain = Domain.build(db, publisher, settings.proposal_timeout_s)
+    domain = Domain.build(SqlReader(db), publisher, settings.proposal_timeout_s)
 
     app[SETTINGS] = settings
     app[DATABASE] = db

@@ -87,8 +87,8 @@ class Monitor:
         if status != "healthy":
             return
         async with self.db.read() as conn:
-            agents = await AgentRepository().count_by_status(conn)
-            tasks = await TaskRepository().count_by_status(conn)
+            agents = await AgentRepository(conn).count_by_status()
+            tasks = await TaskRepository(conn).count_by_status()
         now, published = time.monotonic(), self.gateway.stats.events_published
         then, before = self._last
         self._last = (now, published)

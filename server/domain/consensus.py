@@ -9,10 +9,8 @@ from client_sdk.protocol import EventType, Proposal, utc_now
 from client_sdk.rest_models import Page, ProposalCreate, VoteRequest
 from server.domain.agents import new_id
 from server.domain.errors import InvalidInput, InvalidTransition, NotFound
+from server.domain.ports import DomainWork, Reader
 from server.events.publisher import Publisher
-from server.events.unit_of_work import UnitOfWork
-from server.store.db import Database
-from server.store.repositories import AgentRepository, ProposalRepository
 
 COORDINATION = ["coordination"]
 EPSILON = 1e-9
@@ -37,20 +35,18 @@ def approval_rate(votes: dict[str, bool]) -> float | None:
 class ConsensusService:
     """Proposals and votes; a decision (or expiry) is announced with consensus_decided."""
 
-    def __init__(self, db: Database, publisher: Publisher, default_timeout_s: float) -> None:
-        self.db = db
+    def __init__(self, reader: Reader, publisher: Publisher, default_timeout_s: float) -> None:
+        self.reader = reader
         self.publisher = publisher
         self.default_timeout_s = default_timeout_s
-        self.repo = ProposalRepository()
-        self.agents = AgentRepository()
 
     async def propose(self, request: ProposalCreate) -> Proposal:
         """Create a proposal; inline votes may decide it at once."""
         now = utc_now()
         timeout_s = request.timeout_s if request.timeout_s is not None else self.default_timeout_s
 
-        async def work(uow: UnitOfWork) -> Proposal:
-            eligible = [agent.agent_id for agent in await self.agents.eligible(uow.conn)]
+        async def work(uow: DomainWork) -> Proposal:
+            eligible = [agent.agent_id for agent in await uow.repos.agents.eligible()]
             strangers = sorted(set(request.votes) - set(eligible))
             if strangers:
                 raise InvalidInput("votes", f"not eligible to vote: {', '.join(strangers[:5])}")
@@ -68,7 +64,7 @@ class ConsensusService:
             )
             await uow.publish(EventType.CONSENSUS_PROPOSED, proposal.model_dump(mode="json"), COORDINATION)
             proposal = await self._settle(uow, proposal, decide(proposal.votes, len(eligible), proposal.threshold))
-            await self.repo.insert(uow.conn, proposal)
+            await uow.repos.proposals.insert(proposal)
             return proposal
 
         return await self.publisher.transact(work)
@@ -76,11 +72,11 @@ class ConsensusService:
     async def vote(self, proposal_id: str, request: VoteRequest) -> Proposal:
         """Record a vote; announces the decision when this vote makes one."""
 
-        async def work(uow: UnitOfWork) -> tuple[Proposal, bool]:
+        async def work(uow: DomainWork) -> tuple[Proposal, bool]:
             proposal = await self._load(uow, proposal_id)
             if proposal.status == "pending" and proposal.expires_at and proposal.expires_at <= utc_now():
                 proposal = await self._settle(uow, proposal, "expired")
-                await self.repo.save(uow.conn, proposal)
+                await uow.repos.proposals.save(proposal)
                 return proposal, True
             if proposal.status != "pending":
                 raise InvalidTransition(f"proposal {proposal_id} is already {proposal.status}")
@@ -92,7 +88,7 @@ class ConsensusService:
             proposal = proposal.model_copy(update={"votes": votes, "approval_rate": approval_rate(votes)})
             status = decide(votes, len(proposal.eligible_voters), proposal.threshold)
             proposal = await self._settle(uow, proposal, status)
-            await self.repo.save(uow.conn, proposal)
+            await uow.repos.proposals.save(proposal)
             return proposal, False
 
         proposal, expired = await self.publisher.transact(work)
@@ -103,14 +99,14 @@ class ConsensusService:
     async def expire_due(self, now: datetime | None = None) -> int:
         """Expire every pending proposal past its timeout; returns how many."""
         now = now or utc_now()
-        async with self.db.read() as conn:
-            due = await self.repo.expired_ids(conn, now)
+        async with self.reader.read() as repos:
+            due = await repos.proposals.expired_ids(now)
 
-        async def expire(uow: UnitOfWork, proposal_id: str) -> bool:
-            proposal = await self.repo.get(uow.conn, proposal_id)
+        async def expire(uow: DomainWork, proposal_id: str) -> bool:
+            proposal = await uow.repos.proposals.get(proposal_id)
             if proposal is None or proposal.status != "pending":
                 return False  # decided by a vote meanwhile
-            await self.repo.save(uow.conn, await self._settle(uow, proposal, "expired"))
+            await uow.repos.proposals.save(await self._settle(uow, proposal, "expired"))
             return True
 
         # The server's own job: it waits for room in the writer's queue rather than being refused.
@@ -122,25 +118,25 @@ class ConsensusService:
 
     async def get(self, proposal_id: str) -> Proposal:
         """One proposal, or NotFound."""
-        async with self.db.read() as conn:
-            proposal = await self.repo.get(conn, proposal_id)
+        async with self.reader.read() as repos:
+            proposal = await repos.proposals.get(proposal_id)
         if proposal is None:
             raise NotFound("proposal", proposal_id)
         return proposal
 
     async def list(self, status: str | None, limit: int, offset: int) -> Page[Proposal]:
         """A page of proposals, oldest first."""
-        async with self.db.read() as conn:
-            items, total = await self.repo.page(conn, status, limit, offset)
+        async with self.reader.read() as repos:
+            items, total = await repos.proposals.page(status, limit, offset)
         return Page[Proposal](items=items, total=total, limit=limit, offset=offset)
 
-    async def _load(self, uow: UnitOfWork, proposal_id: str) -> Proposal:
-        proposal = await self.repo.get(uow.conn, proposal_id)
+    async def _load(self, uow: DomainWork, proposal_id: str) -> Proposal:
+        proposal = await uow.repos.proposals.get(proposal_id)
         if proposal is None:
             raise NotFound("proposal", proposal_id)
         return proposal
 
-    async def _settle(self, uow: UnitOfWork, proposal: Proposal, status: str) -> Proposal:
+    async def _settle(self, uow: DomainWork, proposal: Proposal, status: str) -> Proposal:
         if status == "pending":
             return proposal
         decided = proposal.model_copy(update={"status": status, "decided_at": utc_now()})

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from client_sdk.protocol import utc_now
 from server.events.model import PublishedEvent
+
+R = TypeVar("R")
 
 
 class StagedEvents:
@@ -35,11 +37,16 @@ class StagedEvents:
         del self.events[mark:]
 
 
-class UnitOfWork:
-    """One caller's writes and events inside the writer's transaction (its own savepoint)."""
+class UnitOfWork(Generic[R]):
+    """One caller's writes and events inside the writer's transaction (its own savepoint).
 
-    def __init__(self, conn: AsyncConnection, staged: StagedEvents) -> None:
+    `repos` holds the repositories bound to that transaction; `conn` is the raw connection, for
+    the store's own code (the domain goes through `repos`).
+    """
+
+    def __init__(self, conn: AsyncConnection, staged: StagedEvents, repos: R) -> None:
         self.conn = conn
+        self.repos = repos
         self._staged = staged
         self.events: list[PublishedEvent] = []
 

@@ -29,7 +29,7 @@ from server.store.sqlite_appender import SqliteAppender
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-Work = Callable[[UnitOfWork], Awaitable[T]]
+Work = Callable[[UnitOfWork[Any]], Awaitable[T]]
 EventSpec = tuple[str, dict[str, Any], Sequence[str], str]
 """(event_type, data, rooms, source) of an event published without other writes."""
 
@@ -61,9 +61,11 @@ class GroupCommitWriter:
         *,
         queue_max: int,
         admission_timeout_s: float,
+        repositories: Callable[[AsyncConnection], Any] = lambda conn: None,
         appender: SqliteAppender | None = None,
         probe_interval_s: float = 1.0,
     ) -> None:
+        self._repositories = repositories
         self._db = db
         self._appender = appender
         self._log = event_log
@@ -248,7 +250,7 @@ class GroupCommitWriter:
         mark = staged.mark()
         savepoint = await conn.begin_nested()
         try:
-            value = await unit.work(UnitOfWork(conn, staged))
+            value = await unit.work(UnitOfWork(conn, staged, self._repositories(conn)))
         except Exception as exc:
             await savepoint.rollback()
             staged.rollback_to(mark)
