@@ -89,3 +89,27 @@ async def test_a_locked_database_answers_503_unavailable_and_ready_says_why_unti
     assert await ready() == 200
     status, body, _ = await rest(server, "POST", "/ws/broadcast", json={"event_type": "custom.x"})
     assert (status, body) == (202, {"event_id": 2}), "the refused writes used no id"
+
+
+async def test_a_write_the_writer_does_not_take_in_time_answers_503_and_is_never_committed(
+    server_factory: ServerFactory,
+) -> None:
+    server = await server_factory(write_timeout_s=0.5)
+    publisher = server.app[PUBLISHER]
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def holds_the_writer(uow: UnitOfWork) -> None:
+        started.set()
+        await release.wait()
+
+    holding = asyncio.create_task(publisher.transact(holds_the_writer, wait=True))
+    await asyncio.wait_for(started.wait(), 10)
+    status, body, response = await rest(server, "POST", "/ws/broadcast", json={"event_type": "custom.late"})
+    assert status == 503 and body["code"] == "unavailable" and response.headers["Retry-After"] == "1"
+    assert "did not take the write" in body["detail"]
+    release.set()
+    await holding
+    status, body, _ = await rest(server, "POST", "/ws/broadcast", json={"event_type": "custom.on_time"})
+    assert (status, body) == (202, {"event_id": 1})
+    _, page, _ = await rest(server, "GET", "/events?after=0")
+    assert [item["event_type"] for item in page["items"]] == ["custom.on_time"]

@@ -143,16 +143,20 @@ class GroupCommitWriter:
         except asyncio.QueueFull:
             raise Overloaded(f"the write queue is full ({self.queue_max} writes waiting)") from None
         assert unit.deadline is not None
-        timeout = unit.deadline - asyncio.get_running_loop().time()
+        # A timer instead of wait_for(shield(...)): no task or extra future per request.
+        timer = asyncio.get_running_loop().call_at(unit.deadline, self._not_taken_in_time, unit)
         try:
-            return await asyncio.wait_for(asyncio.shield(unit.future), timeout)
-        except TimeoutError:
-            if unit.started:  # it is in a transaction now: its outcome is the only honest answer
-                return await unit.future
-            unit.future.cancel()
-            raise StoreUnavailable(
-                f"the database did not take the write within {self._admission_timeout_s:g} s"
-            ) from None
+            return await unit.future
+        finally:
+            timer.cancel()
+
+    def _not_taken_in_time(self, unit: _Unit) -> None:
+        # Once the writer has started a unit it is in a transaction: its outcome is the only
+        # honest answer, so only a unit still waiting in the queue is refused.
+        if not unit.started and not unit.future.done():
+            unit.future.set_exception(
+                StoreUnavailable(f"the database did not take the write within {self._admission_timeout_s:g} s")
+            )
 
     async def _run(self) -> None:
         while True:
