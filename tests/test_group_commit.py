@@ -157,3 +157,14 @@ async def test_a_batch_with_bad_items_is_refused_whole_with_an_error_per_item(se
         assert (await rest(server, "POST", "/ws/broadcast", json=bad))[0] == 422
     _, page, _ = await rest(server, "GET", "/events?after=0&limit=10")
     assert page["items"] == [], "nothing of a refused batch was published"
+
+
+async def test_a_unit_that_starts_another_fails_alone_instead_of_hanging_the_writer(server: RunningServer) -> None:
+    publisher = server.app[PUBLISHER]
+
+    async def nested(uow: UnitOfWork) -> None:
+        await publisher.publish("custom.inner", {}, ["agents"])
+
+    with pytest.raises(RuntimeError, match="cannot start another"):
+        await publisher.transact(nested)
+    assert (await publisher.publish("custom.next", {}, ["agents"])).event_id == 1

@@ -131,6 +131,9 @@ class GroupCommitWriter:
         return None if wait else asyncio.get_running_loop().time() + self._admission_timeout_s
 
     async def _submit(self, unit: _Unit, wait: bool) -> Any:
+        if self._task is not None and asyncio.current_task() is self._task:
+            # A unit that queued another would wait for the writer that is running it, forever.
+            raise RuntimeError("a unit of work cannot start another; publish through uow.publish")
         if self._closing:
             raise StoreUnavailable("the server is shutting down")
         if wait:
