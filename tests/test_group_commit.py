@@ -168,3 +168,17 @@ async def test_a_unit_that_starts_another_fails_alone_instead_of_hanging_the_wri
     with pytest.raises(RuntimeError, match="cannot start another"):
         await publisher.transact(nested)
     assert (await publisher.publish("custom.next", {}, ["agents"])).event_id == 1
+
+
+async def test_a_failing_unit_alone_in_its_batch_leaves_nothing_behind(server: RunningServer) -> None:
+    publisher = server.app[PUBLISHER]
+
+    async def raises_after_writing(uow: UnitOfWork) -> None:
+        await uow.conn.execute(insert(agents).values(**agent_row("agent-alone")))
+        await uow.publish("custom.alone", {}, ["agents"])
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        await publisher.transact(raises_after_writing)
+    assert (await rest(server, "GET", "/agents/agent-alone"))[0] == 404
+    assert (await publisher.publish("custom.next", {}, ["agents"])).event_id == 1

@@ -228,8 +228,14 @@ class GroupCommitWriter:
         """The general path: each unit in a savepoint of one SQLAlchemy transaction."""
         async with self._db.write_lock(), self._db.engine.connect() as conn:
             staged = StagedEvents(await self._log.lock_head(conn))
+            # A unit alone in its batch needs no savepoint: if it fails, the whole transaction
+            # (holding nothing else) rolls back.
+            isolate = len(live) > 1
             for unit in live:
-                outcomes.append(await self._run_unit(conn, staged, unit))
+                outcomes.append(await self._run_unit(conn, staged, unit, isolate))
+            if not isolate and outcomes and outcomes[0][1] is not None:
+                await conn.rollback()
+                return []
             if staged.events:
                 await self._log.write(conn, staged.events)
             await conn.commit()
@@ -251,18 +257,22 @@ class GroupCommitWriter:
         outcomes.extend((unit, None, unit_events) for unit, unit_events in zip(live, per_unit, strict=True))
         return events
 
-    async def _run_unit(self, conn: AsyncConnection, staged: StagedEvents, unit: _Unit) -> tuple[_Unit, Any, Any]:
+    async def _run_unit(
+        self, conn: AsyncConnection, staged: StagedEvents, unit: _Unit, isolate: bool
+    ) -> tuple[_Unit, Any, Any]:
         if unit.work is None:
             return unit, None, [staged.stage(*spec) for spec in unit.appends]
         mark = staged.mark()
-        savepoint = await conn.begin_nested()
+        savepoint = await conn.begin_nested() if isolate else None
         try:
             value = await unit.work(UnitOfWork(conn, staged, self._repositories(conn)))
         except Exception as exc:
-            await savepoint.rollback()
+            if savepoint is not None:
+                await savepoint.rollback()
             staged.rollback_to(mark)
             return unit, _refusal(exc), None
-        await savepoint.commit()
+        if savepoint is not None:
+            await savepoint.commit()
         return unit, None, value
 
     def _batch_failed(

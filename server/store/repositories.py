@@ -11,13 +11,23 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from client_sdk.protocol import Agent, Proposal, Task
 from client_sdk.rest_models import ElectionState
 from server.store.db import Database
 from server.store.tables import agents, election, proposals, tasks
+
+# Built once: constructing and cache-keying a statement per call costs more than running it.
+# An UPDATE's SET clause is the parameters given, so one statement serves every save.
+_INSERT_AGENTS, _INSERT_TASKS, _INSERT_PROPOSALS = insert(agents), insert(tasks), insert(proposals)
+_GET_AGENTS = select(agents).where(agents.c.id == bindparam("b_id"))
+_GET_TASKS = select(tasks).where(tasks.c.id == bindparam("b_id"))
+_GET_PROPOSALS = select(proposals).where(proposals.c.id == bindparam("b_id"))
+_SAVE_AGENTS = update(agents).where(agents.c.id == bindparam("b_id"))
+_SAVE_TASKS = update(tasks).where(tasks.c.id == bindparam("b_id"))
+_SAVE_PROPOSALS = update(proposals).where(proposals.c.id == bindparam("b_id"))
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -78,16 +88,16 @@ class AgentRepository:
         self.conn = conn
 
     async def insert(self, agent: Agent) -> None:
-        await self.conn.execute(insert(agents).values(**_agent_row(agent)))
+        await self.conn.execute(_INSERT_AGENTS, _agent_row(agent))
 
     async def get(self, agent_id: str) -> Agent | None:
-        row = (await self.conn.execute(select(agents).where(agents.c.id == agent_id))).mappings().first()
+        row = (await self.conn.execute(_GET_AGENTS, {"b_id": agent_id})).mappings().first()
         return _agent(row) if row else None
 
     async def save(self, agent: Agent) -> None:
         values = _agent_row(agent)
         del values["id"]
-        await self.conn.execute(update(agents).where(agents.c.id == agent.agent_id).values(**values))
+        await self.conn.execute(_SAVE_AGENTS, {**values, "b_id": agent.agent_id})
 
     async def delete(self, agent_id: str) -> bool:
         result = await self.conn.execute(agents.delete().where(agents.c.id == agent_id))
@@ -138,16 +148,16 @@ class TaskRepository:
         self.conn = conn
 
     async def insert(self, task: Task) -> None:
-        await self.conn.execute(insert(tasks).values(**_task_row(task)))
+        await self.conn.execute(_INSERT_TASKS, _task_row(task))
 
     async def get(self, task_id: str) -> Task | None:
-        row = (await self.conn.execute(select(tasks).where(tasks.c.id == task_id))).mappings().first()
+        row = (await self.conn.execute(_GET_TASKS, {"b_id": task_id})).mappings().first()
         return _task(row) if row else None
 
     async def save(self, task: Task) -> None:
         values = _task_row(task)
         del values["id"]
-        await self.conn.execute(update(tasks).where(tasks.c.id == task.task_id).values(**values))
+        await self.conn.execute(_SAVE_TASKS, {**values, "b_id": task.task_id})
 
     async def page(self, status: str | None, limit: int, offset: int) -> tuple[list[Task], int]:
         query = select(tasks)
@@ -202,16 +212,16 @@ class ProposalRepository:
         self.conn = conn
 
     async def insert(self, proposal: Proposal) -> None:
-        await self.conn.execute(insert(proposals).values(**_proposal_row(proposal)))
+        await self.conn.execute(_INSERT_PROPOSALS, _proposal_row(proposal))
 
     async def get(self, proposal_id: str) -> Proposal | None:
-        row = (await self.conn.execute(select(proposals).where(proposals.c.id == proposal_id))).mappings().first()
+        row = (await self.conn.execute(_GET_PROPOSALS, {"b_id": proposal_id})).mappings().first()
         return _proposal(row) if row else None
 
     async def save(self, proposal: Proposal) -> None:
         values = _proposal_row(proposal)
         del values["id"]
-        await self.conn.execute(update(proposals).where(proposals.c.id == proposal.proposal_id).values(**values))
+        await self.conn.execute(_SAVE_PROPOSALS, {**values, "b_id": proposal.proposal_id})
 
     async def page(self, status: str | None, limit: int, offset: int) -> tuple[list[Proposal], int]:
         query = select(proposals)
