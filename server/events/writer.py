@@ -66,6 +66,7 @@ class GroupCommitWriter:
         probe_interval_s: float = 1.0,
     ) -> None:
         self._repositories = repositories
+        self._conn: AsyncConnection | None = None
         self._db = db
         self._appender = appender
         self._log = event_log
@@ -103,6 +104,7 @@ class GroupCommitWriter:
                 unit.future.set_exception(StoreUnavailable("the server is shutting down"))
         if self._appender is not None:
             await self._appender.close()
+        await self._discard_connection()
 
     async def transact(self, work: Work[T], *, wait: bool) -> T:
         """Run `work` in the next batch; its result once that batch committed.
@@ -226,19 +228,31 @@ class GroupCommitWriter:
         self, live: list[_Unit], outcomes: list[tuple[_Unit, BaseException | None, Any]]
     ) -> list[PublishedEvent]:
         """The general path: each unit in a savepoint of one SQLAlchemy transaction."""
-        async with self._db.write_lock(), self._db.engine.connect() as conn:
-            staged = StagedEvents(await self._log.lock_head(conn))
-            # A unit alone in its batch needs no savepoint: if it fails, the whole transaction
-            # (holding nothing else) rolls back.
-            isolate = len(live) > 1
-            for unit in live:
-                outcomes.append(await self._run_unit(conn, staged, unit, isolate))
-            if not isolate and outcomes and outcomes[0][1] is not None:
-                await conn.rollback()
-                return []
-            if staged.events:
-                await self._log.write(conn, staged.events)
-            await conn.commit()
+        async with self._db.write_lock():
+            conn = await self._connection()
+            try:
+                return await self._commit_on(conn, live, outcomes)
+            except BaseException:
+                # The connection's state is unknown (broken, mid-transaction): never reuse it.
+                await self._discard_connection()
+                raise
+
+    async def _commit_on(
+        self, conn: AsyncConnection, live: list[_Unit], outcomes: list[tuple[_Unit, BaseException | None, Any]]
+    ) -> list[PublishedEvent]:
+        """Lock the log, run each unit (in a savepoint when it shares the batch), write the events, commit."""
+        staged = StagedEvents(await self._log.lock_head(conn))
+        # A unit alone in its batch needs no savepoint: if it fails, the whole transaction
+        # (holding nothing else) rolls back.
+        isolate = len(live) > 1
+        for unit in live:
+            outcomes.append(await self._run_unit(conn, staged, unit, isolate))
+        if not isolate and outcomes and outcomes[0][1] is not None:
+            await conn.rollback()
+            return []
+        if staged.events:
+            await self._log.write(conn, staged.events)
+        await conn.commit()
         return staged.events
 
     async def _commit_appends(
@@ -274,6 +288,20 @@ class GroupCommitWriter:
         if savepoint is not None:
             await savepoint.commit()
         return unit, None, value
+
+    async def _connection(self) -> AsyncConnection:
+        """The writer's own connection, kept between batches: no pool checkout, ping or reset per batch."""
+        if self._conn is None:
+            self._conn = await self._db.engine.connect()
+        return self._conn
+
+    async def _discard_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     def _batch_failed(
         self, live: list[_Unit], outcomes: list[tuple[_Unit, BaseException | None, Any]], exc: Exception
