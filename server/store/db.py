@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SqliteSynchronous = Literal["full", "normal"]
+MIGRATION_LOCK_KEY = 0x1A11_0001
+"""PostgreSQL advisory lock held while migrating (any constant no other lock of the database uses)."""
 
 
 class Database:
@@ -74,6 +76,9 @@ class Database:
         if self.is_sqlite:
             Path(self.url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
         async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # Nodes of a cluster start together: one migrates, the others wait and find it done.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             await conn.run_sync(_upgrade_to_head)
 
     async def close(self) -> None:
