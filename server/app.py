@@ -41,6 +41,7 @@ from server.realtime.stats import RealtimeMetrics
 from server.store.db import Database
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+CLOSED = web.AppKey("closed", dict)  # what shutdown closed, for its last log line
 log = structlog.get_logger(__name__)
 
 
@@ -77,6 +78,7 @@ def build_app(settings: Settings) -> web.Application:
     app[MONITOR] = Monitor(db, publisher, gateway, domain, settings.metrics_interval_s, settings.expiry_interval_s)
     app[METRICS_REGISTRY] = registry
     app[AUTHORITY] = authority
+    app[CLOSED] = {}
 
     gateway.attach(app)
     ops_routes.add_routes(app)
@@ -97,6 +99,8 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     await db.migrate()
     yield
     await db.close()
+    # The last line of a clean exit says what was closed, so an operator can tell it from a crash.
+    log.info("stopped", **app[CLOSED], database="closed", last_event_id=app[PUBLISHER].dispatcher.last_delivered)
 
 
 async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -119,6 +123,7 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _announce_shutdown(app: web.Application) -> None:
     gateway = app[GATEWAY]
+    app[CLOSED]["connections_closed"] = len(gateway.connections)
     await gateway.shutdown()
     await asyncio.sleep(0.05)  # let the `disconnected` frames reach the sockets
 
