@@ -82,6 +82,21 @@ class ConnectRefused(ImmuneError):
         self.message = message
 
 
+class ServerUnreachable(ImmuneError, TimeoutError):
+    """No connection could be made; the message names the URL and the last reason (refused, DNS, timeout)."""
+
+
+class EventDecodeError(ImmuneError):
+    """A received event did not match the protocol; reported (on_error or from `events()`), never skipped."""
+
+    def __init__(self, event_type: str, event_id: int | None, payload: Any, reason: str) -> None:
+        super().__init__(f"event {event_id} ({event_type}) does not match the protocol: {' '.join(reason.split())}")
+        self.event_type = event_type
+        self.event_id = event_id
+        self.payload = payload
+        self.reason = reason
+
+
 class NotConnected(ImmuneError):
     """A request was made while no connection is up."""
 
