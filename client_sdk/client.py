@@ -1,4 +1,4 @@
-"""ImmuneClient: a Socket.IO client that never silently loses an event (SPEC §4, §10).
+"""ImmuneClient: a Socket.IO client that never silently loses an event.
 
 It owns its reconnect loop instead of python-socketio's, because every attempt must send fresh
 `auth`: a token from `token_provider`, the rooms and filter as they are now, and the id of the

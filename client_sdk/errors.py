@@ -12,7 +12,7 @@ class ImmuneError(Exception):
 
 
 class RequestError(ImmuneError):
-    """A client event answered with `success: false` (SPEC §5)."""
+    """A client event answered with `success: false`."""
 
     code: ErrorCode = ErrorCode.INTERNAL_ERROR
 
@@ -74,7 +74,7 @@ def request_error(code: str, message: str, details: Any = None) -> RequestError:
 
 
 class ConnectRefused(ImmuneError):
-    """The server refused the connect (`connect_error` with a code, SPEC §3)."""
+    """The server refused the connect (`connect_error` with a code)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")

@@ -1,4 +1,4 @@
-"""Typed REST helpers for every route of SPEC §6 (aiohttp; problem+json → typed exceptions)."""
+"""Typed REST helpers for every REST route (aiohttp; problem+json → typed exceptions)."""
 
 from __future__ import annotations
 

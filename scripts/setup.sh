@@ -10,9 +10,9 @@ python="${PYTHON:-python3}"
 need_apt=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have "$python" || need_apt+=(python3 python3-venv)
+have node || need_apt+=(nodejs)  # every profile: the dashboard's and /docs' browser files come from npm
+have npm || need_apt+=(npm)
 if [[ "$profile" != run ]]; then
-  have node || need_apt+=(nodejs)
-  have npm || need_apt+=(npm)
   [[ -x /usr/lib/postgresql/15/bin/initdb ]] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
   have chromium || need_apt+=(chromium)
   have redis-server || need_apt+=(redis-server)  # the fan-out's compatibility with the Redis manager
@@ -40,13 +40,14 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
   touch "$stamp"
 fi
 
-if [[ "$profile" != run ]]; then
-  npm_dirs=(tests/js)
-  [[ "$profile" == bench && -f bench/node/package.json ]] && npm_dirs+=(bench/node)
-  for dir in "${npm_dirs[@]}"; do
-    if [[ ! -d "$dir/node_modules" || "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
-      npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
-      touch "$dir/node_modules"
-    fi
-  done
-fi
+# web/: browser files served under /vendor/ (pinned by web/package-lock.json). --ignore-scripts: no
+# package needs an install script, and one of them (swagger-ui-dist's @scarf) would phone home.
+npm_dirs=(web)
+[[ "$profile" != run ]] && npm_dirs+=(tests/js)
+[[ "$profile" == bench && -f bench/node/package.json ]] && npm_dirs+=(bench/node)
+for dir in "${npm_dirs[@]}"; do
+  if [[ ! -d "$dir/node_modules" || "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error --ignore-scripts
+    touch "$dir/node_modules"
+  fi
+done
