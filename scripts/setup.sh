@@ -44,14 +44,21 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" || "$lock" -nt "$stamp" ]]; t
   touch "$stamp"
 fi
 
-# web/: browser files served under /vendor/ (pinned by web/package-lock.json). --ignore-scripts: no
-# package needs an install script, and one of them (swagger-ui-dist's @scarf) would phone home.
-npm_dirs=(web)
-[[ "$profile" != run ]] && npm_dirs+=(tests/js)
-[[ "$profile" == bench && -f bench/node/package.json ]] && npm_dirs+=(bench/node)
-for dir in "${npm_dirs[@]}"; do
+# web/: browser files served under /vendor/ (pinned by web/package-lock.json), for every profile.
+# --ignore-scripts there: none of them needs an install script, and swagger-ui-dist's @scarf would
+# phone home from one.
+npm_install() {  # dir [extra npm args]
+  local dir=$1
+  shift
   if [[ ! -d "$dir/node_modules" || "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
-    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error --ignore-scripts
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error "$@"
     touch "$dir/node_modules"
   fi
-done
+}
+npm_install web --ignore-scripts
+if [[ "$profile" != run ]]; then
+  npm_install tests/js
+fi
+if [[ "$profile" == bench && -f bench/node/package.json ]]; then
+  npm_install bench/node
+fi
