@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.api.bodies import json_response
+from server.api.docs import documented
 from server.api.keys import DATABASE, GATEWAY, METRICS_REGISTRY, PUBLISHER, SETTINGS
 from server.monitor import health_checks
 
@@ -19,6 +20,7 @@ def _dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
+@documented("Liveness: the process serves requests (no token needed)", tag="operations", public=True)
 async def health(request: web.Request) -> web.Response:
     """Liveness: the process serves requests and the event loop turns."""
     gateway = request.app[GATEWAY]
@@ -33,6 +35,11 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+@documented(
+    "Readiness: 200 when the database answers and writes commit, else 503 with the reason (no token needed)",
+    tag="operations",
+    public=True,
+)
 async def ready(request: web.Request) -> web.Response:
     """Readiness: 200 only when the database answers and the last write committed."""
     checks: dict[str, str] = {}
@@ -48,6 +55,12 @@ async def ready(request: web.Request) -> web.Response:
     return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503, headers=headers, dumps=_dumps)
 
 
+@documented(
+    "Prometheus metrics, text exposition format (no token needed)",
+    tag="operations",
+    public=True,
+    content_type="text/plain",
+)
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
     body = generate_latest(request.app[METRICS_REGISTRY])
