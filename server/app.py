@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import structlog
 from aiohttp import web
@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from server.api import docs_pages, domain_routes, events_routes, openapi, ops_routes, web_routes, ws_routes
 from server.api.keys import (
     CLIENT_ADDRESSES,
+    CLUSTER,
     DATABASE,
     DOMAIN,
     EVENT_LOG,
@@ -26,7 +27,10 @@ from server.api.keys import (
 from server.api.middleware import MIDDLEWARES
 from server.api.security import AUTHORITY
 from server.auth import TokenAuthority
-from server.config import ConfigError, Settings
+from server.cluster.lease import Lease, SoleNode
+from server.cluster.local_node import gateway_as_local_node
+from server.cluster.node import ClusterNode
+from server.config import Settings
 from server.domain import Domain
 from server.events.dispatcher import Dispatcher
 from server.events.publisher import Publisher
@@ -48,11 +52,7 @@ log = structlog.get_logger(__name__)
 
 def build_app(settings: Settings) -> web.Application:
     """Build the whole server for these settings (nothing starts until the app runs)."""
-    if settings.redis_url:
-        # Refuse rather than silently run single-node: clients would miss other nodes' events.
-        raise ConfigError(
-            "IMMUNE_REDIS_URL is set, but Redis fan-out is not available in this version; unset it to run one node"
-        )
+    settings.check_cluster()  # SQLite with Redis: one line, exit 2
     app = web.Application(
         middlewares=MIDDLEWARES,
         client_max_size=settings.max_payload_bytes,
@@ -64,10 +64,11 @@ def build_app(settings: Settings) -> web.Application:
     )
     event_log = SqlEventLog(db)
     dispatcher = Dispatcher(event_log)
+    cluster = ClusterNode(settings, db, event_log, dispatcher) if settings.redis_url else None
     writer = GroupCommitWriter(
         db,
         event_log,
-        dispatcher,
+        cluster.link if cluster is not None else dispatcher,
         queue_max=settings.write_queue_max,
         admission_timeout_s=settings.write_timeout_s,
         repositories=SqlRepositories,
@@ -79,6 +80,12 @@ def build_app(settings: Settings) -> web.Application:
     gateway = RealtimeGateway(settings, authority, event_log, dispatcher, RealtimeMetrics(registry))
     dispatcher.add_sink(gateway)
     domain = Domain.build(SqlReader(db), publisher, settings.proposal_timeout_s)
+    lease: Lease = SoleNode()
+    if cluster is not None:
+        cluster.attach(gateway_as_local_node(gateway))
+        gateway.remote_connections = _remote_connections(cluster)
+        lease = cluster.lease
+        app[CLUSTER] = cluster
 
     app[SETTINGS] = settings
     app[DATABASE] = db
@@ -89,7 +96,9 @@ def build_app(settings: Settings) -> web.Application:
     app[ORIGINS] = OriginPolicy(settings)
     app[REST_LIMITS] = KeyedBuckets(settings.rest_per_min, settings.rest_burst)
     app[CLIENT_ADDRESSES] = gateway.client_addresses
-    app[MONITOR] = Monitor(db, publisher, gateway, domain, settings.metrics_interval_s, settings.expiry_interval_s)
+    app[MONITOR] = Monitor(
+        db, publisher, gateway, domain, settings.metrics_interval_s, settings.expiry_interval_s, lease=lease
+    )
     app[METRICS_REGISTRY] = registry
     app[AUTHORITY] = authority
     app[CLOSED] = {}
@@ -109,6 +118,13 @@ def build_app(settings: Settings) -> web.Application:
     return app
 
 
+def _remote_connections(cluster: ClusterNode) -> Callable[[str], int]:
+    def count(subject: str) -> int:
+        return cluster.view.remote_connections(subject) if cluster.view is not None else 0
+
+    return count
+
+
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     db = app[DATABASE]
     await db.migrate()
@@ -122,11 +138,18 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     dispatcher = app[PUBLISHER].dispatcher
     writer = app[PUBLISHER].writer
     await dispatcher.start()
+    cluster = app.get(CLUSTER)
+    if cluster is not None:
+        await cluster.start()
     writer.start()
     await app[GATEWAY].start()
     settings = app[SETTINGS]
     retention = Retention(
-        app[EVENT_LOG], settings.event_retention_count, settings.event_retention_seconds, settings.retention_interval_s
+        app[EVENT_LOG],
+        settings.event_retention_count,
+        settings.event_retention_seconds,
+        settings.retention_interval_s,
+        lease=app[MONITOR].lease,
     )
     retention.start()
     app[MONITOR].start()
@@ -135,6 +158,8 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[MONITOR].stop()
     await retention.stop()
     await writer.stop()
+    if cluster is not None:
+        await cluster.stop()
     await app[GATEWAY].stop()
     await dispatcher.stop()
 

@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from server.client_address import ClientAddresses
+from server.cluster.node import ClusterNode
 from server.config import Settings
 from server.domain import Domain
 from server.events.log import EventLog
@@ -27,3 +28,5 @@ MONITOR = web.AppKey("monitor", Monitor)
 ORIGINS = web.AppKey("origins", OriginPolicy)
 REST_LIMITS = web.AppKey("rest_limits", KeyedBuckets)
 CLIENT_ADDRESSES = web.AppKey("client_addresses", ClientAddresses)
+CLUSTER = web.AppKey("cluster", ClusterNode)
+"""Set only on a node of a cluster (IMMUNE_REDIS_URL): read it with `app.get(CLUSTER)`."""

@@ -31,6 +31,14 @@ class BatchEventSink(EventSink, Protocol):
         ...
 
 
+class CommittedSink(Protocol):
+    """Where the writer hands each batch it committed: the dispatcher, or a cluster node that also carries it."""
+
+    def submit(self, events: Iterable[PublishedEvent]) -> None:
+        """Accept committed events."""
+        ...
+
+
 class Dispatcher:
     """Orders committed events by id and delivers each exactly once, without gaps.
 
@@ -65,6 +73,13 @@ class Dispatcher:
             if event.event_id > self.last_delivered:
                 heapq.heappush(self._pending, (event.event_id, event))
         self._drain()
+
+    def skip_to(self, event_id: int) -> None:
+        """Treat every id up to `event_id` as delivered (retention pruned them before this node saw them)."""
+        if event_id > self.last_delivered:
+            log.warning("event_range_skipped", after=self.last_delivered, through=event_id)
+            self.last_delivered = event_id
+            self._drain()
 
     def _drain(self) -> None:
         ready: list[PublishedEvent] = []

@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from server.events.dispatcher import Dispatcher
+from server.events.dispatcher import CommittedSink
 from server.events.errors import Overloaded, StoreUnavailable
 from server.events.log import EventLog
 from server.events.model import PublishedEvent
@@ -57,7 +57,7 @@ class GroupCommitWriter:
         self,
         db: Database,
         event_log: EventLog,
-        dispatcher: Dispatcher,
+        dispatcher: CommittedSink,
         *,
         queue_max: int,
         admission_timeout_s: float,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -139,6 +140,8 @@ class RealtimeGateway:
         self.client_addresses = ClientAddresses(settings.trusted_proxies)
         self.connections: dict[str, Connection] = {}
         self.connections_per_user: Counter[str] = Counter()
+        # A user's connections on the other nodes of a cluster (server/cluster/presence.py).
+        self.remote_connections: Callable[[str], int] = lambda subject: 0
         # Computed when scraped: keeping it current on every connect would cost O(connections) each.
         metrics.rooms.set_function(lambda: len(self.room_members()))
         self.epoch = ""
@@ -225,7 +228,8 @@ class RealtimeGateway:
             identity = self.authority.verify(request.token)
         except AuthError as exc:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from None
-        if self.connections_per_user[identity.subject] >= self.settings.max_connections_per_user:
+        held = self.connections_per_user[identity.subject] + self.remote_connections(identity.subject)
+        if held >= self.settings.max_connections_per_user:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_CONNECTIONS,
                 "too many concurrent connections for this user",
