@@ -9,7 +9,7 @@ The Redis-only tests below cover what only a network can do: a hung Redis and a 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,14 +25,6 @@ from tests.support import wait_until
 
 HEARTBEAT_S = 0.2
 DEAD_AFTER_S = 1.0
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @dataclass

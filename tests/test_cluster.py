@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.cluster import Cluster, stats, wait_carrier
-from tests.postgres import PostgresServer
+from tests.conftest import ClusterFactory
 from tests.redis_server import RedisServer
 from tests.support import ROOT, wait_until
 from tests.test_chaos import log_events
@@ -25,25 +24,9 @@ from tests.test_process import token_for
 from tests.test_resume_restart import ROOMS, TYPES, ResumingClient, post_batch
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-async def cluster(tmp_path: Path, postgres: PostgresServer, redis_server: RedisServer) -> AsyncIterator[Cluster]:
-    await asyncio.to_thread(postgres.reset)
-    if redis_server.proc is None or redis_server.proc.poll() is not None:
-        redis_server.start()
-    running = Cluster(tmp_path, postgres, redis_server, size=2)
-    try:
-        await running.start()
-        yield running
-    finally:
-        await asyncio.to_thread(running.stop)
+async def cluster(cluster_factory: ClusterFactory) -> Cluster:
+    return await cluster_factory(2)
 
 
 async def expected_ids(url: str, token: str) -> list[int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,14 +12,6 @@ import pytest
 from server.cluster.presence import ClusterUnavailable, ClusterView, LocalNode
 from tests.redis_server import RedisServer
 from tests.support import wait_until
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 @dataclass
