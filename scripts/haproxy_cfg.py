@@ -15,7 +15,8 @@ import argparse
 
 TEMPLATE = """\
 global
-    maxconn 100000
+    # Each connection takes two descriptors (client and node): raise it with the process's file limit.
+    maxconn {maxconn}
     log stdout format raw local0 warning
 
 defaults
@@ -47,7 +48,9 @@ backend nodes
 {servers}
 
 backend sticky
-    balance roundrobin
+    # The cookie pins a session; a client that keeps no cookies stays put by its address.
+    balance source
+    hash-type consistent
     cookie IMMUNE_NODE insert indirect nocache httponly
     option httpchk GET /ready
     http-check expect status 200
@@ -55,12 +58,12 @@ backend sticky
 """
 
 
-def render(port: int, nodes: list[str], bind: str = "127.0.0.1") -> str:
+def render(port: int, nodes: list[str], bind: str = "127.0.0.1", maxconn: int = 8000) -> str:
     """The configuration for these `host:port` nodes behind `bind:port`."""
     check = "check inter 1s fall 2 rise 2"
     servers = "\n".join(f"    server node{i} {node} {check}" for i, node in enumerate(nodes, 1))
     sticky = "\n".join(f"    server node{i} {node} {check} cookie node{i}" for i, node in enumerate(nodes, 1))
-    return TEMPLATE.format(bind=bind, port=port, servers=servers, sticky_servers=sticky)
+    return TEMPLATE.format(bind=bind, port=port, servers=servers, sticky_servers=sticky, maxconn=maxconn)
 
 
 def main() -> None:
@@ -68,9 +71,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--bind", default="127.0.0.1")
+    parser.add_argument("--maxconn", type=int, default=8000, help="client connections (needs twice the file limit)")
     parser.add_argument("nodes", nargs="+", help="host:port of each node")
     args = parser.parse_args()
-    print(render(args.port, args.nodes, args.bind), end="")
+    print(render(args.port, args.nodes, args.bind, args.maxconn), end="")
 
 
 if __name__ == "__main__":

@@ -42,14 +42,15 @@ class Cluster:
 
     async def start(self) -> None:
         """Start every node, then wait until each one's carrier is up."""
-        for node in self.nodes:
-            await asyncio.to_thread(node.start)
-        for node in self.nodes:
-            await wait_carrier(node.url, "up")
+        await asyncio.gather(*(asyncio.to_thread(node.start) for node in self.nodes))
+        await asyncio.gather(*(wait_carrier(node.url, "up") for node in self.nodes))
 
     def stop(self) -> None:
         for node in self.nodes:
-            node.stop()
+            if node.proc is not None and node.proc.poll() is None:
+                node.proc.terminate()
+        for node in self.nodes:
+            node.stop()  # waits for the SIGTERM above (SIGKILL after 10 s)
 
 
 async def stats(url: str) -> dict[str, Any]:
