@@ -28,7 +28,8 @@ stop_all() {
   "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
-trap stop_all INT TERM EXIT
+trap 'stop_all; exit 0' INT TERM
+trap stop_all EXIT
 
 wait_http() {  # wait_http URL NAME
   for _ in $(seq 1 200); do
@@ -60,7 +61,7 @@ nodes=()
 for i in $(seq 1 "$count"); do
   node_port=$((port + i))
   mkdir -p "$work/node$i"
-  IMMUNE_NODE_ID="node-$i" .venv/bin/immune-core serve --port "$node_port" --data-dir "$work/node$i" \
+  IMMUNE_NODE_ID="node-$i" .venv/bin/python -m server.cli serve --port "$node_port" --data-dir "$work/node$i" \
     >"$work/node-$i.log" 2>&1 &
   pids+=($!)
   nodes+=("127.0.0.1:$node_port")
@@ -75,9 +76,10 @@ haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$port/ready" haproxy
 
-token="$(.venv/bin/immune-core token --role admin --sub admin --ttl 12h)"
+token="$(.venv/bin/python -m server.cli token --role admin --sub admin --ttl 12h)"
 echo "cluster: HAProxy on 127.0.0.1:$port in front of ${nodes[*]} (logs in $work)"
 echo "Dashboard: http://127.0.0.1:$port/#token=$token"
 echo "Ctrl-C stops everything."
 wait -n "${pids[@]}" || true
-echo "cluster: a process ended on its own; see the logs above"
+echo "cluster: a process ended on its own (logs in $work); stopping the others"
+exit 1
