@@ -24,6 +24,9 @@ defaults
     log global
     option httplog
     option forwardfor
+    # A connection refused by a node that just died is tried again on another one.
+    retries 3
+    option redispatch
     timeout connect 2s
     timeout client 60s
     timeout server 60s

@@ -61,6 +61,7 @@ def build_app(settings: Settings) -> web.Application:
         settings.resolved_database_url(),
         synchronous=settings.sqlite_synchronous,
         busy_timeout_s=settings.db_busy_timeout_s,
+        application_name=f"immune-core {settings.node_id}",
     )
     event_log = SqlEventLog(db)
     dispatcher = Dispatcher(event_log)

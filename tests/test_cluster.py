@@ -134,3 +134,29 @@ def test_sqlite_with_redis_is_refused_at_start_with_one_line(tmp_path: Path) -> 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "IMMUNE_DATABASE_URL" in lines[0] and "SQLite" in lines[0], result.stderr
+
+
+async def test_a_client_ahead_of_a_lagging_node_resumes_there_without_a_gap_or_a_repeat(
+    cluster_factory: ClusterFactory, redis_server: RedisServer
+) -> None:
+    # Redis down and a slow log follower: node B lags behind what its clients saw on node A.
+    cluster = await cluster_factory(2, IMMUNE_LOG_FOLLOW_INTERVAL_S="30")
+    a, b = cluster.nodes
+    token = token_for(Path("."))
+    redis_server.kill()
+    for node in (a, b):
+        await wait_carrier(node.url, "down")
+    client = ResumingClient(token, reconnection=False)
+    await client.connect(a.url)
+    await post_batch(a.url, token, 3)
+    await wait_until(lambda: len(client.ids) == 6, timeout=10)
+    await client.client.disconnect()
+    await client.connect(b.url)  # its last_event_id is ahead of what node B has delivered
+    resumed = client.connects()[-1]
+    assert resumed["recovered"] is True, resumed
+    await post_batch(b.url, token, 2)
+    expected = await expected_ids(b.url, token)
+    await wait_until(lambda: len(client.ids) >= len(expected), timeout=10)
+    await asyncio.sleep(0.3)
+    assert client.ids == expected
+    await client.client.disconnect()

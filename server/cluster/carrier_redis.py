@@ -19,7 +19,6 @@ import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from server.cluster.carrier import BatchHandler, CarrierState, CarrierStatus, decode_batch, encode_batch, origin_of
 from server.events.model import PublishedEvent
@@ -99,7 +98,8 @@ class RedisCarrier:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            # A task cancelled inside redis-py's reconnect may end with its own error: we are leaving anyway.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
         self.state.change("stopped")
@@ -136,7 +136,7 @@ class RedisCarrier:
     async def _send(self, client: aioredis.Redis, message: bytes) -> bool:
         try:
             await asyncio.wait_for(client.publish(self.channel, message), self._dead_after_s)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # RedisError, OSError, TimeoutError, or redis-py's RuntimeError on a dead transport
             reason = f"publish failed: {_describe(exc)}"
             if self._publish_error != reason:
                 log.warning("carrier_publish_failing", channel=self.channel, reason=reason)
@@ -160,7 +160,7 @@ class RedisCarrier:
                 await asyncio.wait_for(pubsub.subscribe(self.channel), self._dead_after_s)
                 retry_s = 0.2
                 await self._listen(pubsub)
-            except (RedisError, OSError, TimeoutError, SubscriptionSilent) as exc:
+            except Exception as exc:  # any failure (redis-py can raise RuntimeError on a dead transport)
                 reason = f"subscription lost: {_describe(exc)}"
                 if self._subscribe_error != reason:
                     log.warning("carrier_subscription_lost", channel=self.channel, reason=reason)

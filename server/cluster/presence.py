@@ -106,10 +106,10 @@ class ClusterView:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(self._client.delete(NODE_KEY + self.node_id), 1.0)
         with contextlib.suppress(Exception):
             await self._client.aclose()
@@ -168,7 +168,7 @@ class ClusterView:
         try:
             keys = [key async for key in self._client.scan_iter(match=NODE_KEY + "*", count=1000)]
             values = await self._client.mget(keys) if keys else []
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError, RuntimeError) as exc:
             raise ClusterUnavailable(f"Redis is unavailable: {type(exc).__name__}") from None
         others = []
         for value in values:
@@ -209,7 +209,7 @@ class ClusterView:
                 answer = orjson.loads(popped[1])
                 answers[answer["node_id"]] = answer["result"]
             return answers
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError, RuntimeError) as exc:
             raise ClusterUnavailable(f"Redis is unavailable: {type(exc).__name__}") from None
         finally:
             with contextlib.suppress(Exception):
@@ -224,7 +224,7 @@ class ClusterView:
                 if self.error is not None:
                     log.info("cluster_presence_ok", node_id=self.node_id, after=self.error)
                     self.error = None
-            except (RedisError, OSError, TimeoutError, ClusterUnavailable) as exc:
+            except Exception as exc:  # Redis away (or redis-py failing on a dead transport): retry next round
                 reason = f"{type(exc).__name__}: {str(exc)[:200]}"
                 if self.error != reason:
                     log.warning("cluster_presence_failing", node_id=self.node_id, reason=reason)
@@ -252,6 +252,6 @@ class ClusterView:
                     pipe.rpush(request["reply"], answer)
                     pipe.expire(request["reply"], REPLY_TTL_S)
                     await pipe.execute()
-            except (RedisError, OSError, TimeoutError, ValueError, KeyError) as exc:
+            except Exception as exc:  # Redis away or a malformed request: keep serving
                 log.debug("cluster_ops_retry", reason=type(exc).__name__)
                 await asyncio.sleep(0.5)

@@ -25,7 +25,14 @@ MIGRATION_LOCK_KEY = 0x1A11_0001
 class Database:
     """Owns the async engine; hands out write transactions that are serialized on SQLite."""
 
-    def __init__(self, url: str, *, synchronous: SqliteSynchronous = "full", busy_timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: SqliteSynchronous = "full",
+        busy_timeout_s: float = 2.0,
+        application_name: str | None = None,
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         options: dict[str, Any] = {
@@ -37,6 +44,9 @@ class Database:
             # How long a statement waits for another process's lock before failing (then the
             # writer answers 503 `unavailable` rather than holding every caller for 30 s).
             options["connect_args"] = {"timeout": busy_timeout_s}
+        elif application_name and url.startswith("postgresql+asyncpg"):
+            # pg_stat_activity names the node that holds each connection.
+            options["connect_args"] = {"server_settings": {"application_name": application_name[:63]}}
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             pragmas = functools.partial(_sqlite_pragmas, synchronous.upper(), int(busy_timeout_s * 1000))
