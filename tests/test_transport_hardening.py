@@ -162,5 +162,7 @@ async def test_sigterm_with_long_polls_and_posts_pending_exits_promptly(served: 
         for task in (*polls, *posts):
             task.cancel()
         await asyncio.gather(*polls, *posts, return_exceptions=True)
+    print(f"shutdown with 25 long-polls and 25 POSTs pending took {took:.2f} s")
     assert served.proc.returncode == 0
     assert took < 8.0, f"shutdown took {took:.1f} s"  # a bound on behaviour: nothing waits for a client
+    assert_json_lines(log_lines(served))

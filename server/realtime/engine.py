@@ -131,6 +131,7 @@ class SessionGuard:
         self.engine: ImmuneEngineServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.posts: set[asyncio.Task[Any]] = set()  # long-polling POSTs being handled
 
     # ------------------------------------------------------------------ session life cycle
 
@@ -302,7 +303,9 @@ class SessionGuard:
                 self.close_session(eio_sid, "connect_timeout")
 
     async def close_all(self) -> None:
-        """At shutdown: close every Engine.IO session, so no long-poll waits for its timeout."""
+        """At shutdown: close every Engine.IO session and cut short every POST still being read."""
+        for task in list(self.posts):
+            task.cancel()
         engine = self.engine
         if engine is None:
             return
@@ -402,6 +405,9 @@ class ImmuneEngineServer(engineio.AsyncServer):
             # Stock Engine.IO answers a closed session's POST with a 500 and a traceback.
             answer = _refusal(400, "invalid_session", "no such long-polling session", {})
         else:
+            task = asyncio.current_task()
+            assert task is not None
+            self.guard.posts.add(task)  # cancelled at shutdown: no POST body holds the server up
             try:
                 async with asyncio.timeout(POLL_POST_TIMEOUT_S):
                     answer = await self._handle_post(request, socket)
@@ -410,6 +416,8 @@ class ImmuneEngineServer(engineio.AsyncServer):
                 answer = _refusal(
                     408, "request_timeout", "the request body did not arrive in time", {"limit_s": POLL_POST_TIMEOUT_S}
                 )
+            finally:
+                self.guard.posts.discard(task)
         return await self._make_response(answer, environ)
 
     async def _handle_post(self, request: web.Request, socket: Any) -> dict[str, Any]:

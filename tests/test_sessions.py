@@ -1,0 +1,131 @@
+"""Engine.IO sessions before the Socket.IO CONNECT (SPEC §7): per-IP handshake budget and cap, the
+connect timeout, and per-IP limits that count each client's own address (127.0.0.2 vs 127.0.0.3)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import socketio
+
+from server.api.keys import GATEWAY
+from tests.conftest import ServerFactory
+from tests.eio import open_polling
+from tests.support import Recorder, connect_client, connect_error
+
+
+def from_address(address: str) -> aiohttp.ClientSession:
+    """An HTTP session whose connections leave from this loopback address."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
+
+
+async def connect_from(address: str, url: str, auth: dict[str, Any]) -> tuple[Recorder, aiohttp.ClientSession]:
+    """A python-socketio client whose TCP connections come from `address`."""
+    http = from_address(address)
+    client = socketio.AsyncClient(reconnection=False, http_session=http)
+    recorder = Recorder(client)
+
+    @client.on("*")
+    async def on_any(event: str, payload: Any = None) -> None:
+        recorder.record(event, payload)
+
+    await client.connect(url, auth=auth, transports=["websocket"], wait_timeout=5)
+    await recorder.wait_event("connected")
+    return recorder, http
+
+
+async def refused_from(address: str, url: str, auth: dict[str, Any]) -> Any:
+    """A connect from `address` that the server refuses: its connect_error data."""
+    async with from_address(address) as http:
+        client = socketio.AsyncClient(reconnection=False, http_session=http)
+        errors: list[Any] = []
+        client.on("connect_error", lambda data: errors.append(data))
+        try:
+            await client.connect(url, auth=auth, transports=["websocket"], wait_timeout=5)
+        except socketio.exceptions.ConnectionError:
+            pass
+        else:
+            await client.disconnect()
+            raise AssertionError("connection was accepted")
+        assert errors, "no connect_error"
+        return errors[0]["data"]
+
+
+async def test_handshakes_past_the_per_ip_cap_are_refused_with_429(server_factory: ServerFactory) -> None:
+    server = await server_factory(max_pending_sessions_per_ip=4, connect_timeout_s=60)
+    async with aiohttp.ClientSession() as http:
+        opened = [await open_polling(http, server.url) for _ in range(3)]
+        # A session that completes CONNECT no longer counts: the cap is on sessions without one.
+        rec = await connect_client(server.url, auth={"token": server.token()}, transports=["websocket"])
+        opened.append(await open_polling(http, server.url))
+        assert [status for status, _, _ in opened] == [200] * 4
+        status, body, _ = await open_polling(http, server.url)
+        assert status == 429 and body["code"] == "too_many_sessions" and body["details"]["limit"] == 4
+        await rec.client.disconnect()
+        # Another address has its own cap.
+        async with from_address("127.0.0.2") as other:
+            assert (await open_polling(other, server.url))[0] == 200
+
+
+async def test_a_session_that_never_connects_is_closed_after_the_timeout(server_factory: ServerFactory) -> None:
+    server = await server_factory(max_pending_sessions_per_ip=2, connect_timeout_s=0.5)
+    async with aiohttp.ClientSession() as http:
+        sessions = [(await open_polling(http, server.url))[2] for _ in range(2)]
+        assert (await open_polling(http, server.url))[0] == 429
+        # The long-poll of an idle session is answered with Engine.IO CLOSE once the timeout passes.
+        assert sessions[0] is not None
+        status, packets = await sessions[0].get(timeout=10)
+        assert status == 200 and packets == ["1"], packets
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while (await open_polling(http, server.url))[0] != 200:
+            assert loop.time() < deadline, "the pending slots were not given back"
+            await asyncio.sleep(0.1)
+    # A real client connects well within the timeout and stays.
+    rec = await connect_client(server.url, auth={"token": server.token()}, transports=["websocket"])
+    await asyncio.sleep(1.0)
+    assert (await rec.call("ping"))["success"] is True
+    await rec.client.disconnect()
+
+
+async def test_handshakes_spend_the_per_ip_connection_attempt_budget(server_factory: ServerFactory) -> None:
+    server = await server_factory(connects_burst_per_ip=3, connects_per_min_per_ip=1, connect_timeout_s=60)
+    async with aiohttp.ClientSession() as http:
+        for _ in range(3):
+            assert (await open_polling(http, server.url))[0] == 200
+    error = await connect_error(server.url, auth={"token": server.token()})
+    assert error["code"] == "rate_limited" and error["details"]["retry_after_s"] > 0
+
+
+async def test_a_flood_from_one_address_does_not_lock_out_another(server_factory: ServerFactory) -> None:
+    server = await server_factory(connects_burst_per_ip=5, connects_per_min_per_ip=1)
+    for _ in range(5):
+        assert (await refused_from("127.0.0.2", server.url, {}))["code"] == "unauthorized"
+    assert (await refused_from("127.0.0.2", server.url, {}))["code"] == "rate_limited"
+    viewer, http = await connect_from("127.0.0.3", server.url, {"token": server.token("viewer")})
+    try:
+        (conn,) = server.app[GATEWAY].connections.values()
+        assert conn.remote_addr == "127.0.0.3"
+        assert (await viewer.call("ping"))["success"] is True
+    finally:
+        await viewer.client.disconnect()
+        await http.close()
+
+
+async def test_repeated_connects_on_one_session_each_spend_an_attempt(server_factory: ServerFactory) -> None:
+    server = await server_factory(connects_burst_per_ip=3, connects_per_min_per_ip=1)
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket")
+        await ws.receive(timeout=5)  # OPEN
+        codes = []
+        for _ in range(4):
+            await ws.send_str('40{"token":"not-a-jwt"}')
+            while True:
+                message = await ws.receive(timeout=5)
+                if message.data.startswith("44"):
+                    codes.append(message.data)
+                    break
+        await ws.close()
+    assert ['"unauthorized"' in c for c in codes] == [True, True, True, False]
+    assert '"rate_limited"' in codes[3]
