@@ -7,9 +7,12 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 import socketio
+from pydantic import ValidationError
 
 from server.api.keys import GATEWAY
+from server.config import Settings
 from tests.conftest import ServerFactory
 from tests.eio import open_polling
 from tests.support import Recorder, connect_client, connect_error
@@ -73,10 +76,11 @@ async def test_a_session_that_never_connects_is_closed_after_the_timeout(server_
     async with aiohttp.ClientSession() as http:
         sessions = [(await open_polling(http, server.url))[2] for _ in range(2)]
         assert (await open_polling(http, server.url))[0] == 429
-        # The long-poll of an idle session is answered with Engine.IO CLOSE once the timeout passes.
+        # The long-poll of an idle session is answered with Engine.IO CLOSE once the timeout passes
+        # (or, on a slow machine, the session is already gone when the GET arrives).
         assert sessions[0] is not None
         status, packets = await sessions[0].get(timeout=10)
-        assert status == 200 and packets == ["1"], packets
+        assert (status, packets) == (200, ["1"]) or status == 400, (status, packets)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
         while (await open_polling(http, server.url))[0] != 200:
@@ -129,3 +133,9 @@ async def test_repeated_connects_on_one_session_each_spend_an_attempt(server_fac
         await ws.close()
     assert ['"unauthorized"' in c for c in codes] == [True, True, True, False]
     assert '"rate_limited"' in codes[3]
+
+
+def test_the_frame_limit_may_not_be_below_the_message_limit() -> None:
+    with pytest.raises(ValidationError, match=r"IMMUNE_MAX_FRAME_BYTES .* must be at least IMMUNE_MAX_PAYLOAD_BYTES"):
+        Settings(max_payload_bytes=200_000, max_frame_bytes=150_000)
+    assert Settings(max_payload_bytes=200_000, max_frame_bytes=200_000).max_frame_bytes == 200_000
