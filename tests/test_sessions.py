@@ -72,7 +72,7 @@ async def test_handshakes_past_the_per_ip_cap_are_refused_with_429(server_factor
 
 
 async def test_a_session_that_never_connects_is_closed_after_the_timeout(server_factory: ServerFactory) -> None:
-    server = await server_factory(max_pending_sessions_per_ip=2, connect_timeout_s=0.5)
+    server = await server_factory(max_pending_sessions_per_ip=2, connect_timeout_s=1.5)
     async with aiohttp.ClientSession() as http:
         sessions = [(await open_polling(http, server.url))[2] for _ in range(2)]
         assert (await open_polling(http, server.url))[0] == 429
@@ -83,14 +83,25 @@ async def test_a_session_that_never_connects_is_closed_after_the_timeout(server_
         assert (status, packets) == (200, ["1"]) or status == 400, (status, packets)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
-        while (await open_polling(http, server.url))[0] != 200:
-            assert loop.time() < deadline, "the pending slots were not given back"
+        while await timed_out_sessions(http, server.url) < 2:
+            assert loop.time() < deadline, "the sessions were not closed"
             await asyncio.sleep(0.1)
-    # A real client connects well within the timeout and stays.
+        # Their pending slots were given back.
+        assert (await open_polling(http, server.url))[0] == 200
+    # A real client connects well within the timeout, and its session outlives it.
     rec = await connect_client(server.url, auth={"token": server.token()}, transports=["websocket"])
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(2.0)
     assert (await rec.call("ping"))["success"] is True
     await rec.client.disconnect()
+
+
+async def timed_out_sessions(http: aiohttp.ClientSession, url: str) -> float:
+    """`immune_eio_sessions_closed_total{reason="connect_timeout"}` from /metrics."""
+    async with http.get(url + "/metrics") as response:
+        for line in (await response.text()).splitlines():
+            if line.startswith('immune_eio_sessions_closed_total{reason="connect_timeout"}'):
+                return float(line.split()[-1])
+    return 0.0
 
 
 async def test_handshakes_spend_the_per_ip_connection_attempt_budget(server_factory: ServerFactory) -> None:

@@ -127,6 +127,7 @@ class SessionGuard:
         self.connect_timeout_s = connect_timeout_s
         self.metrics = metrics
         self.sessions: dict[str, Session] = {}
+        self.pending: dict[str, Session] = {}  # the sessions without a Socket.IO connection yet
         self.pending_per_ip: Counter[str] = Counter()
         self.engine: ImmuneEngineServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -169,7 +170,8 @@ class SessionGuard:
             self.pending_per_ip[environ[CLIENT_ADDRESS]] += 1
             paid = True
         loop = asyncio.get_running_loop()
-        self.sessions[eio_sid] = Session(address=environ[CLIENT_ADDRESS], opened=loop.time(), paid=bool(paid))
+        session = Session(address=environ[CLIENT_ADDRESS], opened=loop.time(), paid=bool(paid))
+        self.sessions[eio_sid] = self.pending[eio_sid] = session
 
     def connect_attempt(self, eio_sid: str, environ: dict[str, Any]) -> tuple[str, float]:
         """A Socket.IO CONNECT: the client address, and seconds to wait when over the per-IP budget.
@@ -188,21 +190,17 @@ class SessionGuard:
 
     def connected(self, eio_sid: str) -> None:
         """The session completed a Socket.IO CONNECT: it no longer counts as pending."""
-        session = self.sessions.get(eio_sid)
-        if session is not None and not session.connected:
+        session = self.pending.pop(eio_sid, None)
+        if session is not None:
             session.connected = True
             self._forget_pending(session.address)
 
     def closed(self, eio_sid: str) -> None:
         """Engine.IO closed the session."""
-        session = self.sessions.pop(eio_sid, None)
-        if session is not None and not session.connected:
+        self.sessions.pop(eio_sid, None)
+        session = self.pending.pop(eio_sid, None)
+        if session is not None:
             self._forget_pending(session.address)
-
-    def address_of(self, eio_sid: str) -> str | None:
-        """The client address of a live session."""
-        session = self.sessions.get(eio_sid)
-        return session.address if session else None
 
     def _forget_pending(self, address: str) -> None:
         self.pending_per_ip[address] -= 1
@@ -298,8 +296,8 @@ class SessionGuard:
     def sweep(self) -> None:
         """Close every session that has been open past the timeout without a Socket.IO connection."""
         cutoff = asyncio.get_running_loop().time() - self.connect_timeout_s
-        for eio_sid, session in list(self.sessions.items()):
-            if not session.connected and not session.closing and session.opened <= cutoff:
+        for eio_sid, session in list(self.pending.items()):
+            if not session.closing and session.opened <= cutoff:
                 self.close_session(eio_sid, "connect_timeout")
 
     async def close_all(self) -> None:
