@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from server.api.keys import GATEWAY
 from server.config import Settings
 from tests.conftest import ServerFactory
-from tests.eio import open_polling
+from tests.eio import open_polling, open_websocket, socketio_connect
 from tests.support import Recorder, connect_client, connect_error
 
 
@@ -150,3 +150,21 @@ def test_the_frame_limit_may_not_be_below_the_message_limit() -> None:
     with pytest.raises(ValidationError, match=r"IMMUNE_MAX_FRAME_BYTES .* must be at least IMMUNE_MAX_PAYLOAD_BYTES"):
         Settings(max_payload_bytes=200_000, max_frame_bytes=150_000)
     assert Settings(max_payload_bytes=200_000, max_frame_bytes=200_000).max_frame_bytes == 200_000
+
+
+async def test_nothing_read_after_a_session_closed_creates_a_connection(server_factory: ServerFactory) -> None:
+    server = await server_factory()
+    gateway = server.app[GATEWAY]
+    async with aiohttp.ClientSession() as http:
+        ws = await open_websocket(http, server.url)
+        await socketio_connect(ws, {"token": server.token()})
+        await ws.send_str("41")  # Socket.IO DISCONNECT: the server closes the Engine.IO session
+        await ws.send_str('40{"token":"' + server.token() + '"}')  # read after the close, if at all
+        frames = []
+        while True:
+            message = await ws.receive(timeout=10)
+            if message.type != aiohttp.WSMsgType.TEXT:
+                break
+            frames.append(message.data)
+        assert not [f for f in frames if f.startswith("40{")], frames
+    assert gateway.connections == {} and gateway.guard.sessions == {}

@@ -224,9 +224,13 @@ class SessionGuard:
         return session.pending_bytes
 
     def is_closing(self, eio_sid: str) -> bool:
-        """True once the server decided to close the session: nothing more it sends is read."""
+        """True once the server decided to close the session, or it is closed: nothing more it sends is read.
+
+        Engine.IO keeps reading a WebSocket after its session closed; a CONNECT read then would
+        create a Socket.IO connection on a dead session that nothing ever removes.
+        """
         session = self.sessions.get(eio_sid)
-        return session is not None and session.closing
+        return session is None or session.closing
 
     def was_refused(self, eio_sid: str) -> bool:
         """True when the session was closed for its protocol errors."""
@@ -254,8 +258,8 @@ class SessionGuard:
             session.refused = True
             self.close_session(eio_sid, "protocol_error")
 
-    def close_session(self, eio_sid: str, reason: str) -> None:
-        """Close an Engine.IO session now, whatever its state; its TCP connection follows shortly."""
+    def close_session(self, eio_sid: str, reason: str, cut: bool = True) -> None:
+        """Close an Engine.IO session now, whatever its state; with `cut`, its TCP connection follows shortly."""
         session = self.sessions.get(eio_sid)
         if session is not None:
             if session.closing:
@@ -266,7 +270,7 @@ class SessionGuard:
         socket = engine.sockets.get(eio_sid) if engine is not None else None
         if socket is None:
             return
-        task = asyncio.get_running_loop().create_task(_close_socket(socket))
+        task = asyncio.get_running_loop().create_task(_close_socket(socket, cut))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -313,14 +317,14 @@ class SessionGuard:
                     await socket.close(wait=False, reason=engine.reason.SERVER_DISCONNECT)
 
 
-async def _close_socket(socket: Any) -> None:
+async def _close_socket(socket: Any, cut: bool) -> None:
     """Queue Engine.IO CLOSE (a pending long-poll answers with it), then cut a WebSocket's TCP connection."""
     try:
         if not socket.closed:
             await socket.close(wait=False, reason=socket.server.reason.SERVER_DISCONNECT)
     except Exception:  # the session ending under us is fine: what matters is that it ends
         log.debug("session_close_failed", eio_sid=socket.sid, exc_info=True)
-    transport = transport_of(socket)
+    transport = transport_of(socket) if cut else None
     if transport is not None and not transport.is_closing():
         await asyncio.sleep(ABORT_AFTER_CLOSE_S)
         if not transport.is_closing():
@@ -564,7 +568,9 @@ class ImmuneSocketServer(socketio.AsyncServer):
                     guard.connected(eio_sid)
             elif kind == sio_packet.DISCONNECT:
                 await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
-                guard.close_session(eio_sid, "client_disconnect")  # this server serves one namespace
+                # This server serves one namespace: the session has nothing left to do. The client
+                # closes its own transport, so it is not cut.
+                guard.close_session(eio_sid, "client_disconnect", cut=False)
             elif kind == sio_packet.EVENT:
                 args = pkt.data
                 if not isinstance(args, list) or not args or not isinstance(args[0], str):
