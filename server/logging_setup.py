@@ -2,7 +2,7 @@
 
 Library loggers (engineio, socketio, aiohttp, asyncio, warnings) go through the same processors
 via structlog's ProcessorFormatter, so every line of the process is one JSON object; exceptions
-become a structured `exception` field (`dict_tracebacks`) instead of a multi-line traceback.
+become a structured `exception` field (type, value, frames; no locals), never a multi-line traceback.
 """
 
 from __future__ import annotations
