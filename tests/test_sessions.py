@@ -4,6 +4,7 @@ connect timeout, and per-IP limits that count each client's own address (127.0.0
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import aiohttp
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from server.api.keys import GATEWAY
 from server.config import Settings
+from server.realtime import engine
 from tests.conftest import ServerFactory
 from tests.eio import open_polling, open_websocket, socketio_connect
 from tests.support import Recorder, connect_client, connect_error
@@ -168,3 +170,22 @@ async def test_nothing_read_after_a_session_closed_creates_a_connection(server_f
             frames.append(message.data)
         assert not [f for f in frames if f.startswith("40{")], frames
     assert gateway.connections == {} and gateway.guard.sessions == {}
+
+
+async def test_a_polling_post_whose_body_never_arrives_is_answered_408(
+    server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "POLL_POST_TIMEOUT_S", 0.5)  # the bound is 10 s; the behaviour is the same
+    server = await server_factory()
+
+    async def trickle() -> Any:
+        yield b"4"
+        await asyncio.sleep(30)
+
+    async with aiohttp.ClientSession() as http:
+        _, _, session = await open_polling(http, server.url)
+        assert session is not None
+        status, body = await session.post(trickle(), timeout=10)  # type: ignore[arg-type]
+        assert status == 408 and json.loads(body)["code"] == "request_timeout"
+        status, packets = await session.get(timeout=10)  # and the session is closed (or closing)
+        assert status == 400 or (status, packets) == (200, ["1"]), (status, packets)
