@@ -15,11 +15,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+MAX_PACKETS_PER_POLL = 16
+"""Most packets Engine.IO takes in one drain (one long-polling response, one WebSocket send round).
+
+python-engineio's client refuses a polling payload of more than 16 packets (`Payload.
+max_decode_packets`) and drops the connection; group commit hands the fan-out many events at once,
+so one poll could otherwise hold hundreds. The rest go in the next response, in order.
+"""
+
 
 class LeanQueue:
     """An unbounded FIFO with asyncio.Queue's interface, as Engine.IO uses it."""
 
-    __slots__ = ("_finished", "_getters", "_queue", "_unfinished")
+    __slots__ = ("_drained", "_finished", "_getters", "_queue", "_unfinished")
 
     def __init__(self, maxsize: int = 0) -> None:
         if maxsize:
@@ -27,6 +35,7 @@ class LeanQueue:
         self._queue: list[Any] = []
         self._getters: list[asyncio.Future[Any]] = []
         self._unfinished = 0
+        self._drained = 0  # items taken since the last `get`: Engine.IO's poll is one get, then get_nowait
         self._finished: asyncio.Event | None = None  # made on the first join() that must wait
 
     def qsize(self) -> int:
@@ -49,6 +58,7 @@ class LeanQueue:
         while self._getters:
             getter = self._getters.pop(0)
             if not getter.done():
+                self._drained = 1
                 getter.set_result(item)
                 return
         self._queue.append(item)
@@ -58,15 +68,17 @@ class LeanQueue:
         self.put_nowait(item)
 
     def get_nowait(self) -> Any:
-        """The oldest item; raises `asyncio.QueueEmpty` when there is none."""
-        if not self._queue:
+        """The oldest item; raises `asyncio.QueueEmpty` when there is none or this drain is full."""
+        if not self._queue or self._drained >= MAX_PACKETS_PER_POLL:
             raise asyncio.QueueEmpty
+        self._drained += 1
         return self._queue.pop(0)
 
     def get(self) -> asyncio.Future[Any]:
         """A future for the oldest item (already resolved when one waits)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._queue:
+            self._drained = 1
             future.set_result(self._queue.pop(0))
         else:
             self._getters.append(future)
