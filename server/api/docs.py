@@ -38,6 +38,9 @@ def documented(
 ) -> Callable[[F], F]:
     """Attach a RouteDoc to a handler."""
 
+    if body is not None:  # every JSON body may be refused for its media type (415)
+        errors = tuple(sorted({*errors, 415}))
+
     def mark(handler: F) -> F:
         handler.route_doc = RouteDoc(summary, body, query, response, status, errors, emits, tag)  # type: ignore[attr-defined]
         return handler

@@ -29,7 +29,7 @@ from client_sdk.protocol import (
     is_valid_room,
     utc_now,
 )
-from server.auth import AuthError, Identity, TokenAuthority
+from server.auth import AuthError, Identity, Role, TokenAuthority
 from server.client_address import ClientAddresses
 from server.config import Settings
 from server.events.dispatcher import Dispatcher
@@ -225,6 +225,8 @@ class RealtimeGateway:
             identity = self.authority.verify(request.token)
         except AuthError as exc:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from None
+        if not identity.has_role(Role.VIEWER):  # real-time reads events: it needs viewer (SPEC §7)
+            raise ProtocolError(ErrorCode.FORBIDDEN, "real-time needs role viewer", {"required_role": "viewer"})
         if self.connections_per_user[identity.subject] >= self.settings.max_connections_per_user:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_CONNECTIONS,
