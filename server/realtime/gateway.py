@@ -44,6 +44,7 @@ from server.realtime.lean_queue import LeanQueue
 from server.realtime.limits import KeyedBuckets, TokenBucket, json_depth
 from server.realtime.manager import FanoutManager, record_websockets, transport_of, unsent_bytes
 from server.realtime.reaper import ConnectionReaper
+from server.realtime.replay_frames import ReplayFrames
 from server.realtime.requests import ClientRequests
 from server.realtime.resume import RecentEvents, ResumePlan, ResumePlanner
 from server.realtime.rooms import membership_rooms, target_rooms
@@ -130,7 +131,12 @@ class RealtimeGateway:
         self.requests = ClientRequests(self)
         self.recent = RecentEvents()
         dispatcher.add_sink(self.recent)
-        self.resumer = ResumePlanner(event_log, dispatcher, self.recent, settings.replay_cap)
+        self.replay_frames = ReplayFrames(self._encode_event, settings.replay_budget_bytes, settings.replay_cache_bytes)
+        self.resumer = ResumePlanner(
+            event_log, dispatcher, self.recent, self.replay_frames, settings.replay_cap, settings.replay_max_bytes
+        )
+        metrics.replay_bytes.set_function(lambda: self.replay_frames.pinned_bytes)
+        metrics.replay_cache_bytes.set_function(lambda: self.replay_frames.idle_bytes)
         self.watchdog = SendWatchdog(settings.send_timeout_s, self._sending, self._on_overflow)
         self.reaper = ConnectionReaper(
             lambda: self.connections.values(), self._close_soon, settings.idle_timeout_s, settings.jwt_leeway_s
@@ -189,12 +195,18 @@ class RealtimeGateway:
             self.metrics.refused.labels(code=exc.code.value).inc()
             log.info("connect_refused", code=exc.code.value, reason=exc.message)
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_connect_error()) from None
-        if request.last_event_id is not None:
-            conn.resume = await self.resumer.plan(
-                request.last_event_id, request.epoch, self.epoch, conn.rooms, conn.event_types
-            )
+        # Registered before the backlog is read, so that a disconnect while it is read finds the
+        # connection (and releases the replay), and concurrent connects count against the limits.
         self.connections[sid] = conn
         self.connections_per_user[conn.identity.subject] += 1
+        if request.last_event_id is not None:
+            plan = await self.resumer.plan(
+                request.last_event_id, request.epoch, self.epoch, conn.rooms, conn.event_types
+            )
+            if self.connections.get(sid) is not conn:  # the client left while its backlog was read
+                plan.release()
+                return False
+            conn.resume = plan
         return True
 
     def _admit(self, sid: str, environ: dict[str, Any], auth: Any) -> tuple[Connection, ConnectAuth]:
@@ -273,6 +285,8 @@ class RealtimeGateway:
             return
         plan = self.resumer.complete(conn.resume, conn.rooms, conn.event_types) if conn.resume else None
         conn.resume = None
+        if plan is not None and not plan.recovered:
+            self.metrics.replays_refused.labels(reason=plan.reason).inc()
         data = ConnectedData(
             connection_id=conn.connection_id,
             client_id=conn.client_id,
@@ -283,7 +297,7 @@ class RealtimeGateway:
             last_event_id=self.dispatcher.last_delivered,
             epoch=self.epoch,
             recovered=plan.recovered if plan else None,
-            replayed=len(plan.events) if plan else 0,
+            replayed=plan.replayed if plan else 0,
             server_time=utc_now(),
             node_id=self.settings.node_id,
         )
@@ -304,25 +318,28 @@ class RealtimeGateway:
         )
 
     def _replay(self, conn: Connection, plan: ResumePlan) -> None:
-        # The replay may exceed the live queue bound (it is bounded by the replay cap instead).
-        for event in plan.events:
-            self.manager.emit_now(
-                event.event_type,
-                event.envelope(),
-                NAMESPACE,
-                conn.sid,
-                max_queue=self.settings.max_queue + self.settings.replay_cap,
-                json_only=True,
-            )
-        self.stats.events_replayed += len(plan.events)
+        # The replay may exceed the live queue bound: it is bounded by the replay cap and byte
+        # budgets instead, and its frames are shared with every other connection replaying them.
+        if plan.lease is not None:
+            conn.replay = plan.lease
+            if not self.manager.send_packets(conn.sid, NAMESPACE, plan.lease.packets()):
+                plan.release()  # the transport is already gone: nothing will take the frames
+        self.stats.events_replayed += plan.replayed
         log.info(
             "resumed",
             connection_id=conn.sid,
             client_id=conn.client_id,
             recovered=plan.recovered,
-            replayed=len(plan.events),
+            replayed=plan.replayed,
             reason=plan.reason or None,
         )
+
+    def _encode_event(self, event: PublishedEvent) -> str:
+        """A logged event as the Socket.IO EVENT packet text every connection receives."""
+        packet = self.sio.packet_class(
+            sio_packet.EVENT, namespace=NAMESPACE, data=[event.event_type, event.envelope()], binary=False
+        )
+        return str(packet.encode())
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the connection."""
@@ -330,6 +347,9 @@ class RealtimeGateway:
         self.watchdog.forget(sid)
         if conn is None:
             return
+        for plan_or_lease in (conn.resume, conn.replay):
+            if plan_or_lease is not None:
+                plan_or_lease.release()
         self.connections_per_user[conn.identity.subject] -= 1
         if self.connections_per_user[conn.identity.subject] <= 0:
             del self.connections_per_user[conn.identity.subject]

@@ -160,6 +160,22 @@ class FanoutManager(socketio.AsyncManager):
             self.on_overflow(sid)
         return sent
 
+    def send_packets(self, sid: str, namespace: str, packets: list[Any]) -> bool:
+        """Queue pre-built Engine.IO packets for one connection, behind anything queued before.
+
+        For a replay: its packets are shared with other queues and bounded by the replay
+        budgets, not by `max_queue`. False when the connection's socket is already gone.
+        """
+        eio_sid = self.eio_sid_from_sid(sid, namespace)
+        socket = self.server.eio.sockets.get(eio_sid) if eio_sid else None
+        if socket is None or socket.closed or sid not in self.sent_by_sid:
+            return False
+        for pkt in packets:
+            socket.queue.put_nowait(pkt)
+        self.sent_by_sid[sid] += len(packets)
+        self.deliveries += len(packets)
+        return True
+
     def stop_delivery(self, sid: str, namespace: str) -> None:
         """Take a connection out of every room but its own, synchronously: no further event reaches it.
 

@@ -1,0 +1,240 @@
+"""Replay amplification (issue 10 B): the bytes a resume may queue are bounded, shared and given back.
+
+A real server process with a populated log; many raw WebSocket clients resume from an old id and
+then never read. The server's memory is read from /proc/PID/status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from sqlalchemy import insert, update
+
+from server.config import Settings
+from server.store.db import Database
+from server.store.tables import event_rooms, events, log_meta
+from tests.support import ServerProcess
+
+SECRET = "test-secret-" + "x" * 32
+PAD = "x" * 2_500  # ~2.6 KB per event, as in the report (26 MB for 10 000 events)
+MIB = 1 << 20
+
+
+def token(role: str = "viewer", sub: str = "replayer") -> str:
+    return jwt.encode({"sub": sub, "roles": [role], "exp": int(time.time()) + 600}, SECRET)
+
+
+async def populate(data_dir: Path, count: int, rooms: tuple[str, ...] = ("agents",)) -> None:
+    """Write `count` ~2.6 KB events per room (`agents`, then `tasks`…) to the log before the server starts.
+
+    Bulk inserts through the log's own tables: appending one by one would take ~20 s.
+    """
+    db = Database(Settings(data_dir=data_dir, jwt_secret=SECRET).resolved_database_url())
+    await db.migrate()
+    now = datetime.now(UTC)
+    ids = [(room, n * count + i) for n, room in enumerate(rooms) for i in range(1, count + 1)]
+    async with db.transaction() as conn:
+        rows = [
+            {
+                "id": event_id,
+                "event_type": "custom.load",
+                "room": room,
+                "rooms": [room],
+                "data": {"i": event_id, "pad": PAD},
+                "source": "test",
+                "created_at": now,
+            }
+            for room, event_id in ids
+        ]
+        await conn.execute(insert(events), rows)
+        await conn.execute(insert(event_rooms), [{"room": room, "event_id": event_id} for room, event_id in ids])
+        await conn.execute(update(log_meta).where(log_meta.c.id == 1).values(last_event_id=len(ids)))
+    await db.close()
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _masked_text_frame(text: str) -> bytes:
+    data = text.encode()
+    mask = os.urandom(4)
+    header = bytearray([0x81])
+    if len(data) < 126:
+        header.append(0x80 | len(data))
+    else:
+        header.append(0x80 | 126)
+        header += len(data).to_bytes(2, "big")
+    return bytes(header) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def _connected_data(received: bytes) -> dict[str, Any] | None:
+    """The `connected` data if the frames read so far hold it (it is a small first frame)."""
+    marker = b'42["connected",'
+    start = received.find(marker)
+    if start < 0:
+        return None
+    end = received.find(b"}]", start)
+    if end < 0:
+        return None
+    try:
+        return dict(json.loads(received[start + 2 : end + 2])[1]["data"])
+    except ValueError:
+        return None
+
+
+async def stalled_resume(port: int, auth: dict[str, Any]) -> tuple[socket.socket, dict[str, Any]]:
+    """Connect over a raw WebSocket, resume, read only up to `connected`, then never read again."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny window fills fast
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+    received = b""
+    while b'"sid"' not in received:
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, 4096), 10)
+        assert chunk, "server closed during the handshake"
+        received += chunk
+    await loop.sock_sendall(sock, _masked_text_frame("40" + json.dumps(auth)))
+    while (data := _connected_data(received)) is None:
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, 4096), 20)
+        assert chunk, "server closed before connected"
+        received += chunk
+    return sock, data
+
+
+def start(data_dir: Path, **settings: int) -> ServerProcess:
+    env = {f"IMMUNE_{name.upper()}": str(value) for name, value in settings.items()}
+    # A stalled reader is not cut as a slow consumer within the test: the replay stays queued.
+    process = ServerProcess(data_dir, env={"IMMUNE_LOG_LEVEL": "warning", "IMMUNE_SEND_TIMEOUT_S": "120", **env})
+    process.start()
+    return process
+
+
+@pytest.fixture
+def processes() -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    yield started
+    for process in started:
+        process.stop()
+
+
+async def get(url: str, path: str) -> Any:
+    """GET with an admin token; bounded so a stuck server fails the test instead of hanging it."""
+    headers = {"Authorization": f"Bearer {token('admin', 'ops')}"}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session,
+        session.get(url + path, headers=headers) as response,
+    ):
+        assert response.status == 200, (path, response.status)
+        return await response.json() if response.content_type == "application/json" else await response.text()
+
+
+async def replay_gauges(url: str) -> tuple[float, float]:
+    """(bytes pinned by replays still to send, bytes of idle frames kept) from /metrics."""
+    values = {}
+    for line in (await get(url, "/metrics")).splitlines():
+        name, _, value = line.partition(" ")
+        if name in {"immune_replay_bytes", "immune_replay_cache_bytes"}:
+            values[name] = float(value)
+    return values["immune_replay_bytes"], values["immune_replay_cache_bytes"]
+
+
+async def stall_many(port: int, count: int, auth: dict[str, Any]) -> tuple[list[socket.socket], list[dict[str, Any]]]:
+    socks: list[socket.socket] = []
+    found: list[dict[str, Any]] = []
+    for start in range(0, count, 20):  # in waves, within the per-IP connect burst
+        batch = await asyncio.gather(*(stalled_resume(port, auth) for _ in range(min(20, count - start))))
+        socks += [sock for sock, _ in batch]
+        found += [data for _, data in batch]
+    return socks, found
+
+
+async def test_many_stalled_resumes_share_frames_and_stay_within_the_budget(
+    tmp_path: Path, processes: list[ServerProcess]
+) -> None:
+    """The report: resumes from 0 that never read. 20 of them used to take ~1.1 GB (55 MB each)."""
+    await populate(tmp_path, 3_000)  # 7.8 MB of `agents` events: within one resume's byte budget
+    budget = 16 * MIB
+    server = start(tmp_path, replay_budget_bytes=budget, replay_cache_bytes=4 * MIB)
+    processes.append(server)
+    assert server.proc is not None
+    await get(server.url, "/health")
+    before = rss_bytes(server.proc.pid)
+    clients = 60
+    socks, connected = await stall_many(
+        server.port, clients, {"token": token(), "rooms": ["agents"], "last_event_id": 0}
+    )
+    # Every one of them is owed the whole backlog, queued and not read.
+    assert {(data["recovered"], data["replayed"]) for data in connected} == {(True, 3_000)}
+    grown = rss_bytes(server.proc.pid) - before
+    # Bound: the process budget, a little per connection (queue slots, socket buffers), slack.
+    assert grown < budget + clients * MIB + 64 * MIB, f"RSS grew by {grown // MIB} MiB"
+    pinned, _ = await replay_gauges(server.url)
+    assert 7 * MIB < pinned <= budget  # one shared copy of the frames, not sixty
+    await get(server.url, "/health")  # still answers
+    for sock in socks:
+        sock.close()
+    for _ in range(200):  # the server notices the closed sockets and releases their replays
+        stats = await get(server.url, "/ws/stats")
+        pinned, cached = await replay_gauges(server.url)
+        if stats["active_connections"] == 0 and pinned == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert stats["active_connections"] == 0 and pinned == 0
+    assert cached <= 4 * MIB  # what stays is the bounded cache of idle frames
+
+
+async def test_past_a_budget_the_resume_is_not_recovered(tmp_path: Path, processes: list[ServerProcess]) -> None:
+    # 7.8 MB per room: more than the kernel's socket buffers take from a stalled reader, so the
+    # server's writer is still holding part of each replay.
+    await populate(tmp_path, 3_000, rooms=("agents", "tasks"))
+    server = start(tmp_path, replay_budget_bytes=12 * MIB, replay_max_bytes=10 * MIB)
+    processes.append(server)
+    # A backlog over one resume's byte budget (it is under the event cap): refetch instead.
+    _, too_big = await stalled_resume(server.port, {"token": token(), "rooms": ["agents", "tasks"], "last_event_id": 0})
+    assert too_big["recovered"] is False and too_big["replayed"] == 0
+    # One stalled replay of `agents` holds 7.8 MB of the 12 MiB process budget…
+    agents, first = await stalled_resume(server.port, {"token": token(), "rooms": ["agents"], "last_event_id": 0})
+    assert first["recovered"] is True and first["replayed"] == 3_000
+    # …so a different 7.8 MB backlog cannot be queued as well, while the same one is shared.
+    tasks, refused = await stalled_resume(server.port, {"token": token(), "rooms": ["tasks"], "last_event_id": 0})
+    assert refused["recovered"] is False and refused["replayed"] == 0
+    shared, again = await stalled_resume(server.port, {"token": token(), "rooms": ["agents"], "last_event_id": 0})
+    assert again["recovered"] is True and again["replayed"] == 3_000
+    metrics = await get(server.url, "/metrics")
+    assert 'immune_replays_refused_total{reason="the server\'s replay budget is in use"} 1.0' in metrics
+    # Once the stalled readers are gone their frames are given back, and the other room resumes.
+    for sock in (agents, shared, tasks):
+        sock.close()
+    for _ in range(200):
+        if (await replay_gauges(server.url))[0] == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert (await replay_gauges(server.url))[0] == 0
+    tasks, retried = await stalled_resume(server.port, {"token": token(), "rooms": ["tasks"], "last_event_id": 0})
+    assert retried["recovered"] is True and retried["replayed"] == 3_000
+    tasks.close()
