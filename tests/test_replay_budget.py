@@ -99,8 +99,8 @@ def _connected_data(received: bytes) -> dict[str, Any] | None:
         return None
 
 
-async def stalled_resume(port: int, auth: dict[str, Any]) -> tuple[socket.socket, dict[str, Any]]:
-    """Connect over a raw WebSocket, resume, read only up to `connected`, then never read again."""
+async def send_resume(port: int, auth: dict[str, Any]) -> tuple[socket.socket, bytes]:
+    """Open a raw WebSocket and send the Socket.IO CONNECT; returns the socket and what it read."""
     loop = asyncio.get_running_loop()
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny window fills fast
@@ -119,6 +119,13 @@ async def stalled_resume(port: int, auth: dict[str, Any]) -> tuple[socket.socket
         assert chunk, "server closed during the handshake"
         received += chunk
     await loop.sock_sendall(sock, _masked_text_frame("40" + json.dumps(auth)))
+    return sock, received
+
+
+async def stalled_resume(port: int, auth: dict[str, Any]) -> tuple[socket.socket, dict[str, Any]]:
+    """Resume over a raw WebSocket, read only up to `connected`, then never read again."""
+    loop = asyncio.get_running_loop()
+    sock, received = await send_resume(port, auth)
     while (data := _connected_data(received)) is None:
         chunk = await asyncio.wait_for(loop.sock_recv(sock, 4096), 20)
         assert chunk, "server closed before connected"

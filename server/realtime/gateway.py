@@ -195,15 +195,15 @@ class RealtimeGateway:
             self.metrics.refused.labels(code=exc.code.value).inc()
             log.info("connect_refused", code=exc.code.value, reason=exc.message)
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_connect_error()) from None
-        # Registered before the backlog is read, so that a disconnect while it is read finds the
-        # connection (and releases the replay), and concurrent connects count against the limits.
+        # Registered before the backlog is read: concurrent connects of one user count against its
+        # limit, and a close meanwhile (a shutdown) finds the connection; its replay is then released.
         self.connections[sid] = conn
         self.connections_per_user[conn.identity.subject] += 1
         if request.last_event_id is not None:
             plan = await self.resumer.plan(
                 request.last_event_id, request.epoch, self.epoch, conn.rooms, conn.event_types
             )
-            if self.connections.get(sid) is not conn:  # the client left while its backlog was read
+            if self.connections.get(sid) is not conn:  # closed while its backlog was read
                 plan.release()
                 return False
             conn.resume = plan

@@ -26,6 +26,9 @@ from engineio import packet as eio_packet
 
 from server.events.model import PublishedEvent
 
+BUDGET_IN_USE = "the server's replay budget is in use"
+OVER_BYTES = "backlog exceeds the replay byte budget"
+
 
 @dataclass(slots=True, eq=False)
 class Frame:
@@ -67,6 +70,23 @@ class ReplayFrames:
         frame.pins += 1
         return frame
 
+    def pin_cached(self, event_ids: list[int]) -> dict[int, Frame]:
+        """Pin the frames already encoded for these ids (within the budget), so none is evicted."""
+        found: dict[int, Frame] = {}
+        for event_id in event_ids:
+            frame = self._frames.get(event_id)
+            if frame is None:
+                continue
+            if frame.pins == 0:
+                if self.pinned_bytes + frame.size > self.budget_bytes:
+                    continue
+                del self._idle[event_id]
+                self.idle_bytes -= frame.size
+                self.pinned_bytes += frame.size
+            frame.pins += 1
+            found[event_id] = frame
+        return found
+
     def unpin(self, frames: list[Frame]) -> None:
         """One replay no longer needs these frames; unneeded ones go to the LRU (or away)."""
         for frame in frames:
@@ -91,17 +111,19 @@ class ReplayLease:
         self.frames: list[Frame] = []
         self.bytes = 0
 
-    def add(self, event: PublishedEvent, max_bytes: int) -> str | None:
-        """Pin the event's frame for this replay; on refusal, return why (the lease is then released)."""
-        frame = self.store.pin(event)
+    def add(self, frame: Frame | None, max_bytes: int) -> str | None:
+        """Hold a frame pinned for this replay; on refusal, return why (the lease is then released).
+
+        None stands for a frame the process budget could not pin.
+        """
         if frame is None:
             self.release()
-            return "the server's replay budget is in use"
+            return BUDGET_IN_USE
         self.frames.append(frame)
         self.bytes += frame.size
         if self.bytes > max_bytes:
             self.release()
-            return "backlog exceeds the replay byte budget"
+            return OVER_BYTES
         return None
 
     def release(self) -> None:

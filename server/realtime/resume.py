@@ -9,6 +9,7 @@ so the replay ends exactly where live delivery begins.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,10 @@ from server.events.model import PublishedEvent
 from server.realtime.replay_frames import ReplayFrames, ReplayLease
 
 log = structlog.get_logger(__name__)
-READ_PAGE = 256
+READ_PAGE = 500
+"""Events of a backlog read (and, when not encoded yet, decoded) at once."""
+CONCURRENT_PAGE_READS = 2
+CAP = "backlog exceeds the replay cap"
 """Events decoded at once while a backlog is read (the rest stays in the database until then)."""
 
 
@@ -97,6 +101,7 @@ class ResumePlanner:
         self.frames = frames
         self.replay_cap = replay_cap
         self.replay_max_bytes = replay_max_bytes
+        self._readers = asyncio.Semaphore(CONCURRENT_PAGE_READS)
 
     async def plan(
         self,
@@ -115,17 +120,15 @@ class ResumePlanner:
         if last_event_id < await self.event_log.pruned_through():
             return ResumePlan(False, through, reason="last_event_id is older than retention")
         lease = ReplayLease(self.frames)
-        cursor = last_event_id
-        while cursor < through:
-            page = await self.event_log.read(
-                cursor, rooms=list(rooms), event_types=list(event_types), up_to=through, limit=READ_PAGE
-            )
-            refused = self._take(lease, page)
-            if refused:
-                return ResumePlan(False, through, reason=refused)
-            if len(page) < READ_PAGE:
-                break
-            cursor = page[-1].event_id
+        cursor: int | None = last_event_id
+        try:
+            while cursor is not None and cursor < through:
+                cursor, refused = await self._read_page(lease, cursor, through, rooms, event_types)
+                if refused:
+                    return ResumePlan(False, through, reason=refused)
+        except BaseException:  # a failed read or a cancelled connect must not keep frames pinned
+            lease.release()
+            raise
         # A retention sweep may have run while the backlog was read: whatever it removed may be
         # missing from the backlog, so only a log still reaching back to `last_event_id` counts.
         if last_event_id < await self.event_log.pruned_through():
@@ -148,13 +151,53 @@ class ResumePlanner:
             return ResumePlan(False, now, reason=refused)
         return ResumePlan(True, now, plan.lease)
 
+    async def _read_page(
+        self, lease: ReplayLease, cursor: int, through: int, rooms: Sequence[str], event_types: Sequence[str]
+    ) -> tuple[int | None, str | None]:
+        """Pin the next page of the backlog into the lease: (the next cursor or None at the end, a refusal).
+
+        Only the ids are read first: events whose frame some other resume already encoded are
+        neither read nor decoded again, which is most of them in a reconnect storm.
+        """
+        # A few pages at a time: decoded events in memory stay bounded, the loop keeps answering
+        # others, and in a reconnect storm the resumes behind the first find its frames encoded.
+        async with self._readers:
+            ids = await self.event_log.read_ids(
+                cursor, rooms=list(rooms), event_types=list(event_types), up_to=through, limit=READ_PAGE
+            )
+            held = self.frames.pin_cached(ids)  # pinned now, so no eviction can take them during the read
+            try:
+                missing = [event_id for event_id in ids if event_id not in held]
+                loaded = {event.event_id: event for event in await self.event_log.read_by_ids(missing)}
+            except BaseException:
+                self.frames.unpin(list(held.values()))
+                raise
+        for event_id in ids:
+            frame = held.pop(event_id, None)
+            if frame is None:
+                event = loaded.get(event_id)
+                if event is None:  # pruned since its id was read: the retention check catches it
+                    continue
+                frame = self.frames.pin(event)
+            if len(lease.frames) >= self.replay_cap:
+                refused: str | None = CAP
+                lease.release()
+                if frame is not None:
+                    self.frames.unpin([frame])
+            else:
+                refused = lease.add(frame, self.replay_max_bytes)  # on refusal the lease is released
+            if refused:
+                self.frames.unpin(list(held.values()))
+                return None, refused
+        return (ids[-1] if len(ids) == READ_PAGE else None), None
+
     def _take(self, lease: ReplayLease, events: Sequence[PublishedEvent]) -> str | None:
-        """Pin `events` into the lease; on refusal the lease is released and the reason returned."""
+        """Pin in-memory `events` into the lease; on refusal the lease is released and the reason returned."""
         for event in events:
             if len(lease.frames) >= self.replay_cap:
                 lease.release()
-                return "backlog exceeds the replay cap"
-            refused = lease.add(event, self.replay_max_bytes)
+                return CAP
+            refused = lease.add(self.frames.pin(event), self.replay_max_bytes)
             if refused:
                 return refused
         return None
