@@ -1,5 +1,5 @@
 # The README names these targets. Each one installs what it needs first (scripts/setup.sh).
-.PHONY: run test check lint format typecheck pytest bench setup clean readme
+.PHONY: run test test-latest check lint format typecheck pytest bench setup clean readme lock
 
 PY := .venv/bin/python
 
@@ -35,8 +35,18 @@ bench:          ## set up and run every benchmark scenario against our server, N
 setup:
 	scripts/setup.sh test
 
+test-latest:    ## the test suite against the newest releases of every dependency, ignoring the upper bounds (.venv-latest)
+	scripts/setup.sh test
+	scripts/test-latest.sh
+
+lock:           ## regenerate requirements/*.lock (exact versions with hashes) from pyproject.toml
+	for extras in "" "--extra dev" "--extra dev --extra bench"; do \
+	  case "$$extras" in "") out=run;; "--extra dev") out=dev;; *) out=bench;; esac; \
+	  .venv/bin/uv pip compile pyproject.toml $$extras --generate-hashes --python-version 3.11 -q -o requirements/$$out.lock; \
+	done
+
 clean:
-	rm -rf .venv tests/js/node_modules bench/node/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-latest tests/js/node_modules bench/node/node_modules .pytest_cache .mypy_cache .ruff_cache
 
 readme:         ## regenerate the README's configuration table from server/config.py
 	$(PY) scripts/update_readme_config.py

@@ -29,14 +29,18 @@ fi
 if [[ ! -x .venv/bin/python ]]; then
   "$python" -m venv .venv
 fi
+# Exact versions with hashes from the lock file (`make lock` regenerates it from pyproject.toml),
+# then the project itself without resolving anything again.
+case "$profile" in
+  run) lock=requirements/run.lock ;;
+  bench) lock=requirements/bench.lock ;;
+  *) lock=requirements/dev.lock ;;
+esac
 stamp=.venv/.installed-$profile
-if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
+if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" || "$lock" -nt "$stamp" ]]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  case "$profile" in
-    run) .venv/bin/python -m pip install -q -e . ;;
-    bench) .venv/bin/python -m pip install -q -e '.[dev,bench]' ;;
-    *) .venv/bin/python -m pip install -q -e '.[dev]' ;;
-  esac
+  .venv/bin/python -m pip install -q --require-hashes -r "$lock"
+  .venv/bin/python -m pip install -q --no-deps -e .
   touch "$stamp"
 fi
 
