@@ -128,8 +128,8 @@ async def test_rest_bodies_need_application_json(server: RunningServer) -> None:
         assert status == 415, content_type
         assert response.content_type == "application/problem+json"
         assert problem["code"] == "unsupported_media_type"
-    status, _, _ = await rest(server, "GET", "/agents", role="viewer")
-    assert status == 200
+    status, problem, _ = await rest(server, "POST", "/agents", role="operator")  # no body at all
+    assert status == 400
     headers = {"Content-Type": "application/json; charset=utf-8"}
     status, agent, _ = await rest(server, "POST", "/agents", role="operator", data=body, headers=headers)
     assert status == 201 and agent["agent_type"] == "b_cell"

@@ -18,6 +18,8 @@ JSON_CONTENT_TYPE = "application/json"
 
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON, or a 400/413/415 problem."""
+    if not request.body_exists:
+        raise Problem(400, "request body must be JSON")
     if request.content_type != JSON_CONTENT_TYPE:  # media type without parameters (charset…)
         raise Problem(
             415,
