@@ -86,3 +86,22 @@ async def test_join_waits_for_every_item_to_be_done() -> None:
 def test_bounded_queues_are_refused() -> None:
     with pytest.raises(ValueError, match="unbounded"):
         LeanQueue(maxsize=10)
+
+
+class _Packet:
+    def __init__(self, size: int) -> None:
+        self.data = "x" * size
+
+
+async def test_one_poll_takes_at_most_a_batch_of_bytes_and_the_rest_waits() -> None:
+    """A long-polling response never copies a whole multi-megabyte replay at once."""
+    queue = LeanQueue()
+    packets = [_Packet(600_000) for _ in range(3)]
+    for packet in packets:
+        queue.put_nowait(packet)
+    assert await queue.get() is packets[0]
+    assert queue.get_nowait() is packets[1]  # 1.2 MB taken: this batch is full
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+    assert queue.qsize() == 1
+    assert await queue.get() is packets[2]  # the next poll

@@ -22,10 +22,12 @@ import jwt
 import pytest
 from sqlalchemy import insert, update
 
+from server.api.keys import GATEWAY, PUBLISHER
 from server.config import Settings
 from server.store.db import Database
 from server.store.tables import event_rooms, events, log_meta
-from tests.support import ServerProcess
+from tests.conftest import ServerFactory
+from tests.support import ServerProcess, wait_until
 
 SECRET = "test-secret-" + "x" * 32
 PAD = "x" * 2_500  # ~2.6 KB per event, as in the report (26 MB for 10 000 events)
@@ -248,3 +250,34 @@ async def test_past_a_budget_the_resume_is_not_recovered(tmp_path: Path, process
     tasks, retried = await stalled_resume(server.port, {"token": token(), "rooms": ["tasks"], "last_event_id": 0})
     assert retried["recovered"] is True and retried["replayed"] == 4_500
     tasks.close()
+
+
+async def test_a_long_polling_replay_is_answered_in_bounded_responses(server_factory: ServerFactory) -> None:
+    """One long-polling response carries at most ~1 MiB of the queue; the replay continues next poll.
+
+    A poll that is never read then holds one such response, not a copy of the whole replay.
+    """
+    server = await server_factory()
+    for i in range(1_000):  # 2.6 MB of frames
+        await server.app[PUBLISHER].publish("custom.load", {"i": i, "pad": PAD}, ["agents"])
+    auth = {"token": server.token("viewer"), "rooms": ["agents"], "last_event_id": 0}
+    base = f"{server.url}/socket.io/?EIO=4&transport=polling"
+    received: list[int] = []
+    sizes: list[int] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with session.get(base) as response:
+            sid = json.loads((await response.text())[1:])["sid"]
+        async with session.post(f"{base}&sid={sid}", data="40" + json.dumps(auth)) as response:
+            assert response.status == 200
+        while len(received) < 1_000:
+            async with session.get(f"{base}&sid={sid}") as response:
+                body = await response.read()
+            sizes.append(len(body))
+            for packet in body.decode().split("\x1e"):
+                if packet.startswith('42["custom.load"'):
+                    received.append(json.loads(packet[2:])[1]["data"]["i"])
+        async with session.post(f"{base}&sid={sid}", data="1") as response:  # Engine.IO close
+            assert response.status == 200
+    assert received == list(range(1_000))
+    assert len(sizes) >= 3 and max(sizes) < 1.1 * MIB  # ~1 MiB per response, never all 2.6 MB
+    await wait_until(lambda: server.app[GATEWAY].replay_frames.pinned_bytes == 0)

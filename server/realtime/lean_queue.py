@@ -8,6 +8,13 @@ lists, and its `get()` returns a Future, which `wait_for` awaits without a Task.
 
 It keeps asyncio.Queue's attribute names `_queue` (items waiting) and `_getters` (parked
 readers), which the fan-out's fast path and the send watchdog read.
+
+Engine.IO's `poll()` takes one item with `get()` and then everything else with `get_nowait()`,
+and a long-polling GET answers all of it in one response body, encoded for that connection
+alone. A queued replay can hold megabytes of frames shared with other connections; so that one
+response never copies all of them, `get_nowait()` reports the queue empty once the items taken
+since the last `get()` hold `MAX_BATCH_BYTES`: the rest goes in the next poll (or, on a
+WebSocket, the writer's next round).
 """
 
 from __future__ import annotations
@@ -15,11 +22,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+MAX_BATCH_BYTES = 1 << 20
+"""Payload bytes one `poll()` takes from the queue (at least one item, whatever its size)."""
+
+
+def _size(item: Any) -> int:
+    data = getattr(item, "data", None)
+    return len(data) if isinstance(data, str | bytes) else 16
+
 
 class LeanQueue:
     """An unbounded FIFO with asyncio.Queue's interface, as Engine.IO uses it."""
 
-    __slots__ = ("_finished", "_getters", "_queue", "_unfinished")
+    __slots__ = ("_batch", "_finished", "_getters", "_queue", "_unfinished")
 
     def __init__(self, maxsize: int = 0) -> None:
         if maxsize:
@@ -28,6 +43,7 @@ class LeanQueue:
         self._getters: list[asyncio.Future[Any]] = []
         self._unfinished = 0
         self._finished: asyncio.Event | None = None  # made on the first join() that must wait
+        self._batch = 0  # payload bytes taken since the last get()
 
     def qsize(self) -> int:
         """Items waiting."""
@@ -50,6 +66,7 @@ class LeanQueue:
             getter = self._getters.pop(0)
             if not getter.done():
                 getter.set_result(item)
+                self._batch = _size(item)
                 return
         self._queue.append(item)
 
@@ -58,16 +75,23 @@ class LeanQueue:
         self.put_nowait(item)
 
     def get_nowait(self) -> Any:
-        """The oldest item; raises `asyncio.QueueEmpty` when there is none."""
+        """The oldest item; raises `asyncio.QueueEmpty` when there is none or this batch is full."""
         if not self._queue:
+            self._batch = 0
             raise asyncio.QueueEmpty
-        return self._queue.pop(0)
+        if self._batch >= MAX_BATCH_BYTES:
+            raise asyncio.QueueEmpty
+        item = self._queue.pop(0)
+        self._batch += _size(item)
+        return item
 
     def get(self) -> asyncio.Future[Any]:
         """A future for the oldest item (already resolved when one waits)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._queue:
-            future.set_result(self._queue.pop(0))
+            item = self._queue.pop(0)
+            self._batch = _size(item)
+            future.set_result(item)
         else:
             self._getters.append(future)
             future.add_done_callback(self._forget_getter)
