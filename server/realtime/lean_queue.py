@@ -34,7 +34,7 @@ def _size(item: Any) -> int:
 class LeanQueue:
     """An unbounded FIFO with asyncio.Queue's interface, as Engine.IO uses it."""
 
-    __slots__ = ("_batch", "_finished", "_getters", "_queue", "_unfinished")
+    __slots__ = ("_batch", "_bulk", "_finished", "_getters", "_queue", "_unfinished")
 
     def __init__(self, maxsize: int = 0) -> None:
         if maxsize:
@@ -44,10 +44,25 @@ class LeanQueue:
         self._unfinished = 0
         self._finished: asyncio.Event | None = None  # made on the first join() that must wait
         self._batch = 0  # payload bytes taken since the last get()
+        self._bulk = 0  # queued items put with `put_bulk` (a replay), not counted by `live_size`
 
     def qsize(self) -> int:
         """Items waiting."""
         return len(self._queue)
+
+    def live_size(self) -> int:
+        """Items waiting that were not put as bulk: what the live queue bound (`max_queue`) counts."""
+        return len(self._queue) - self._bulk
+
+    def put_bulk(self, items: list[Any]) -> None:
+        """Queue a replay in order behind what is queued, outside the live count.
+
+        Items must have a true `bulk` attribute, so that taking one decrements the count.
+        """
+        for item in items:
+            self.put_nowait(item)
+            if self._queue and self._queue[-1] is item:  # not handed straight to a parked reader
+                self._bulk += 1
 
     def empty(self) -> bool:
         """True when no item waits."""
@@ -81,7 +96,7 @@ class LeanQueue:
             raise asyncio.QueueEmpty
         if self._batch >= MAX_BATCH_BYTES:
             raise asyncio.QueueEmpty
-        item = self._queue.pop(0)
+        item = self._take()
         self._batch += _size(item)
         return item
 
@@ -89,13 +104,19 @@ class LeanQueue:
         """A future for the oldest item (already resolved when one waits)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._queue:
-            item = self._queue.pop(0)
+            item = self._take()
             self._batch = _size(item)
             future.set_result(item)
         else:
             self._getters.append(future)
             future.add_done_callback(self._forget_getter)
         return future
+
+    def _take(self) -> Any:
+        item = self._queue.pop(0)
+        if self._bulk and getattr(item, "bulk", False):
+            self._bulk -= 1
+        return item
 
     def _forget_getter(self, future: asyncio.Future[Any]) -> None:
         # A reader that gave up (wait_for timed out, task cancelled) must not look parked.

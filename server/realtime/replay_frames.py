@@ -30,6 +30,12 @@ BUDGET_IN_USE = "the server's replay budget is in use"
 OVER_BYTES = "backlog exceeds the replay byte budget"
 
 
+class ReplayPacket(eio_packet.Packet):  # type: ignore[misc]
+    """An Engine.IO MESSAGE of a replay: queued in bulk, outside the live queue bound."""
+
+    bulk = True
+
+
 @dataclass(slots=True, eq=False)
 class Frame:
     """One event encoded as an Engine.IO MESSAGE packet; the same object sits in every queue."""
@@ -58,7 +64,7 @@ class ReplayFrames:
         frame = self._frames.get(event.event_id)
         if frame is None:
             text = self._encode(event)
-            frame = Frame(event.event_id, eio_packet.Packet(eio_packet.MESSAGE, text), len(text))
+            frame = Frame(event.event_id, ReplayPacket(eio_packet.MESSAGE, text), len(text))
             self.encoded += 1
         if frame.pins == 0:
             if self.pinned_bytes + frame.size > self.budget_bytes:
@@ -132,7 +138,7 @@ class ReplayLease:
         if frames:
             self.store.unpin(frames)
 
-    def packets(self) -> list[eio_packet.Packet]:
+    def packets(self) -> list[ReplayPacket]:
         """The shared packets to queue, the last one wrapped so that taking it releases the lease."""
         if not self.frames:
             return []
@@ -140,7 +146,7 @@ class ReplayLease:
         return [*shared, _ReleasingPacket(last, self.release)]
 
 
-class _ReleasingPacket(eio_packet.Packet):  # type: ignore[misc]
+class _ReleasingPacket(ReplayPacket):
     """The last frame of a replay: when the writer encodes it to send, the replay is done.
 
     Engine.IO's writer takes every queued packet at once and then encodes and sends them in
