@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -13,7 +14,10 @@ from typing import Any
 import orjson
 
 from client_sdk.client import Event, ImmuneClient
+from client_sdk.errors import ConnectRefused, EventDecodeError, ImmuneError
 from client_sdk.protocol import ConnectedData
+
+log = logging.getLogger("immune.listen")
 
 
 def add_listen_command(subparsers: Any) -> None:
@@ -25,15 +29,24 @@ def add_listen_command(subparsers: Any) -> None:
     listen.add_argument("--type", action="append", default=[], dest="event_types", help="repeatable")
     listen.add_argument("--last-event-id", type=int, default=None, help="resume after this id")
     listen.add_argument("--count", type=int, default=0, help="exit after this many events (0 = run until stopped)")
+    listen.add_argument(
+        "--connect-timeout", type=float, default=15.0, help="seconds to wait for the first connection (default 15)"
+    )
     listen.set_defaults(func=run_listen)
 
 
 def run_listen(args: argparse.Namespace) -> int:
-    """Entry point of `immune-core listen`."""
+    """Entry point of `immune-core listen`: a first connection that fails is one line on stderr, exit 2."""
+    # Reconnect warnings after the first connection go to stderr as plain lines; stdout stays JSON.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="immune-core listen: %(message)s")
     try:
         return asyncio.run(_listen(args))
     except KeyboardInterrupt:
         return 130
+    except ImmuneError as exc:
+        reason = f"{args.url} refused the connection: {exc}" if isinstance(exc, ConnectRefused) else str(exc)
+        print(f"immune-core: error: {' '.join(reason.split())}", file=sys.stderr)
+        return 2
 
 
 def _print(record: dict[str, Any]) -> None:
@@ -64,13 +77,22 @@ async def _listen(args: argparse.Namespace) -> int:
     async def pump() -> None:
         nonlocal received
         event: Event
-        async for event in client.events():
-            _print(event.model_dump(mode="json"))
-            received += 1
-            if args.count and received >= args.count:
-                stop.set()
+        while True:
+            try:
+                async for event in client.events():
+                    _print(event.model_dump(mode="json"))
+                    received += 1
+                    if args.count and received >= args.count:
+                        stop.set()
+            except EventDecodeError as exc:  # reported on stderr, then the next events follow
+                log.error("%s", exc)
 
-    await client.connect()
+    try:
+        # The first connection is not retried: a wrong URL or token is said at once.
+        await client.connect(timeout_s=args.connect_timeout, retry=False)
+    except BaseException:
+        await client.close()
+        raise
     pumping = asyncio.create_task(pump())
     await stop.wait()
     pumping.cancel()

@@ -12,7 +12,7 @@ class ImmuneError(Exception):
 
 
 class RequestError(ImmuneError):
-    """A client event answered with `success: false` (SPEC §5)."""
+    """A client event answered with `success: false`."""
 
     code: ErrorCode = ErrorCode.INTERNAL_ERROR
 
@@ -74,12 +74,27 @@ def request_error(code: str, message: str, details: Any = None) -> RequestError:
 
 
 class ConnectRefused(ImmuneError):
-    """The server refused the connect (`connect_error` with a code, SPEC §3)."""
+    """The server refused the connect (`connect_error` with a code)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class ServerUnreachable(ImmuneError, TimeoutError):
+    """No connection could be made; the message names the URL and the last reason (refused, DNS, timeout)."""
+
+
+class EventDecodeError(ImmuneError):
+    """A received event did not match the protocol; reported (on_error or from `events()`), never skipped."""
+
+    def __init__(self, event_type: str, event_id: int | None, payload: Any, reason: str) -> None:
+        super().__init__(f"event {event_id} ({event_type}) does not match the protocol: {' '.join(reason.split())}")
+        self.event_type = event_type
+        self.event_id = event_id
+        self.payload = payload
+        self.reason = reason
 
 
 class NotConnected(ImmuneError):

@@ -1,4 +1,4 @@
-"""The wire contract (SPEC §2, §3, §5): every shape that crosses the Socket.IO connection.
+"""The wire contract: every shape that crosses the Socket.IO connection.
 
 Defined once here and imported by the server and the SDK; nothing else builds these shapes.
 This module depends on pydantic only, so the SDK never pulls in the server.
@@ -131,7 +131,7 @@ def task_rooms(task_id: str) -> list[str]:
 
 
 class ErrorCode(StrEnum):
-    """Error codes of acks, `error` events and `connect_error` (SPEC §3, §5)."""
+    """Error codes of acks, `error` events and `connect_error`."""
 
     INVALID_REQUEST = "invalid_request"
     UNKNOWN_ROOM = "unknown_room"
@@ -146,7 +146,7 @@ class ErrorCode(StrEnum):
 
 
 class DisconnectReason(StrEnum):
-    """`disconnected.data.reason` values (SPEC §3)."""
+    """`disconnected.data.reason` values."""
 
     IDLE_TIMEOUT = "idle_timeout"
     SLOW_CONSUMER = "slow_consumer"
@@ -236,7 +236,7 @@ class ConnectionView(WireModel):
 
 
 class ConnectedData(ConnectionView):
-    """`connected`: the first event of every connection (SPEC §3)."""
+    """`connected`: the first event of every connection."""
 
     last_event_id: int
     epoch: str
@@ -359,7 +359,7 @@ PRIMARY_ROOMS: dict[EventType, str | None] = {
     EventType.METRICS_UPDATED: "system",
     EventType.ALERT_TRIGGERED: "system",
 }
-"""The primary room of each room event type (SPEC §2 table)."""
+"""The primary room of each room event type."""
 
 
 # --------------------------------------------------------------------------- envelope
@@ -368,7 +368,7 @@ DataT = TypeVar("DataT")
 
 
 class Envelope(WireModel, Generic[DataT]):
-    """What every server → client event carries as its single argument (SPEC §2)."""
+    """What every server → client event carries as its single argument."""
 
     event_id: int | None
     event_type: str
@@ -382,7 +382,7 @@ AnyEnvelope = Envelope[dict[str, Any]]
 
 
 class EventPage(WireModel):
-    """`GET /events`: a page of the event log (SPEC §4)."""
+    """`GET /events`: a page of the event log."""
 
     items: list[AnyEnvelope]
     next_after: int
@@ -424,7 +424,7 @@ class FilterRequest(RequestModel):
 
 
 class ConnectAuth(BaseModel):
-    """The `auth` object of a Socket.IO connect (SPEC §3); strict like every request."""
+    """The `auth` object of a Socket.IO connect; strict like every request."""
 
     model_config = ConfigDict(extra="ignore", strict=True)
 

@@ -1,4 +1,4 @@
-"""Typed REST helpers for every route of SPEC §6 (aiohttp; problem+json → typed exceptions)."""
+"""Typed REST helpers for every REST route (aiohttp; problem+json → typed exceptions)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from client_sdk.errors import API_ERRORS, ApiError, TooManyRequests
+from client_sdk.errors import API_ERRORS, ApiError, TooManyRequests, ValidationFailed
 from client_sdk.protocol import Agent, EventPage, InfoData, Proposal, Task
 from client_sdk.rest_models import (
     Accepted,
@@ -81,7 +81,7 @@ class RestClient:
 
     async def alert(self, level: str, message: str, details: dict[str, Any] | None = None) -> Accepted:
         """POST /alerts → 202."""
-        body = AlertRequest.model_validate({"level": level, "message": message, "details": details or {}})
+        body = _body(AlertRequest, {"level": level, "message": message, "details": details or {}})
         return await self.call(Accepted, "POST", "/alerts", json=_dump(body))
 
     async def events(
@@ -106,7 +106,7 @@ class AgentsApi(_Group):
     """/agents."""
 
     async def create(self, agent_type: str, name: str | None = None, metadata: dict[str, Any] | None = None) -> Agent:
-        body = AgentCreate.model_validate({"agent_type": agent_type, "name": name, "metadata": metadata or {}})
+        body = _body(AgentCreate, {"agent_type": agent_type, "name": name, "metadata": metadata or {}})
         return await self.rest.call(Agent, "POST", "/agents", json=_dump(body))
 
     async def list(
@@ -119,14 +119,14 @@ class AgentsApi(_Group):
         return await self.rest.call(Agent, "GET", f"/agents/{agent_id}")
 
     async def update(self, agent_id: str, **changes: Any) -> Agent:
-        body = AgentUpdate.model_validate(changes)
+        body = _body(AgentUpdate, changes)
         return await self.rest.call(Agent, "PATCH", f"/agents/{agent_id}", json=_dump(body))
 
     async def delete(self, agent_id: str) -> None:
         await self.rest.request("DELETE", f"/agents/{agent_id}")
 
     async def act(self, agent_id: str, action: str, parameters: dict[str, Any] | None = None) -> AgentActionResult:
-        body = AgentActionRequest.model_validate({"action": action, "parameters": parameters or {}})
+        body = _body(AgentActionRequest, {"action": action, "parameters": parameters or {}})
         return await self.rest.call(AgentActionResult, "POST", f"/agents/{agent_id}/actions", json=_dump(body))
 
 
@@ -136,8 +136,8 @@ class TasksApi(_Group):
     async def create(
         self, task_type: str, priority: int = 5, payload: dict[str, Any] | None = None, agent_id: str | None = None
     ) -> Task:
-        body = TaskCreate.model_validate(
-            {"task_type": task_type, "priority": priority, "payload": payload or {}, "agent_id": agent_id}
+        body = _body(
+            TaskCreate, {"task_type": task_type, "priority": priority, "payload": payload or {}, "agent_id": agent_id}
         )
         return await self.rest.call(Task, "POST", "/coordination/tasks", json=_dump(body))
 
@@ -149,7 +149,7 @@ class TasksApi(_Group):
         return await self.rest.call(Task, "GET", f"/coordination/tasks/{task_id}")
 
     async def update(self, task_id: str, status: str, **changes: Any) -> Task:
-        body = TaskUpdate.model_validate({"status": status, **changes})
+        body = _body(TaskUpdate, {"status": status, **changes})
         return await self.rest.call(Task, "PATCH", f"/coordination/tasks/{task_id}", json=_dump(body))
 
 
@@ -174,19 +174,20 @@ class ConsensusApi(_Group):
         votes: dict[str, bool] | None = None,
         timeout_s: float | None = None,
     ) -> Proposal:
-        body = ProposalCreate.model_validate(
+        body = _body(
+            ProposalCreate,
             {
                 "proposal_type": proposal_type,
                 "data": data or {},
                 "threshold": threshold,
                 "votes": votes or {},
                 "timeout_s": timeout_s,
-            }
+            },
         )
         return await self.rest.call(Proposal, "POST", "/coordination/consensus/propose", json=_dump(body))
 
     async def vote(self, proposal_id: str, agent_id: str, approve: bool) -> Proposal:
-        body = VoteRequest(agent_id=agent_id, approve=approve)
+        body = _body(VoteRequest, {"agent_id": agent_id, "approve": approve})
         return await self.rest.call(Proposal, "POST", f"/coordination/consensus/{proposal_id}/votes", json=_dump(body))
 
     async def list(self, limit: int = 50, offset: int = 0) -> Page[Proposal]:
@@ -223,6 +224,19 @@ class RealtimeApi(_Group):
 
     async def kick(self, connection_id: str) -> None:
         await self.rest.request("DELETE", f"/ws/connections/{connection_id}")
+
+
+def _body(model: type[M], data: Any) -> M:
+    """A request body checked before sending: invalid input raises ValidationFailed, as the server's 422 would."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {"loc": [str(part) for part in error["loc"]], "msg": error["msg"], "type": error["type"]}
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        problem = {"status": 422, "detail": "request validation failed (before sending)", "code": "invalid_request"}
+        raise ValidationFailed(422, {**problem, "errors": errors}) from None
 
 
 def _dump(body: BaseModel) -> dict[str, Any]:

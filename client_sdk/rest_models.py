@@ -1,4 +1,4 @@
-"""REST request and response bodies (SPEC §6), shared by the server's handlers and the SDK."""
+"""REST request and response bodies, shared by the server's handlers and the SDK."""
 
 from __future__ import annotations
 

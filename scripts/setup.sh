@@ -10,9 +10,9 @@ python="${PYTHON:-python3}"
 need_apt=()
 have() { command -v "$1" >/dev/null 2>&1; }
 have "$python" || need_apt+=(python3 python3-venv)
+have node || need_apt+=(nodejs)  # every profile: the dashboard's and /docs' browser files come from npm
+have npm || need_apt+=(npm)
 if [[ "$profile" != run ]]; then
-  have node || need_apt+=(nodejs)
-  have npm || need_apt+=(npm)
   [[ -x /usr/lib/postgresql/15/bin/initdb ]] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
   have chromium || need_apt+=(chromium)
   have redis-server || need_apt+=(redis-server)  # the fan-out's compatibility with the Redis manager
@@ -44,13 +44,21 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" || "$lock" -nt "$stamp" ]]; t
   touch "$stamp"
 fi
 
+# web/: browser files served under /vendor/ (pinned by web/package-lock.json), for every profile.
+# --ignore-scripts there: none of them needs an install script, and swagger-ui-dist's @scarf would
+# phone home from one.
+npm_install() {  # dir [extra npm args]
+  local dir=$1
+  shift
+  if [[ ! -d "$dir/node_modules" || "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error "$@"
+    touch "$dir/node_modules"
+  fi
+}
+npm_install web --ignore-scripts
 if [[ "$profile" != run ]]; then
-  npm_dirs=(tests/js)
-  [[ "$profile" == bench && -f bench/node/package.json ]] && npm_dirs+=(bench/node)
-  for dir in "${npm_dirs[@]}"; do
-    if [[ ! -d "$dir/node_modules" || "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
-      npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
-      touch "$dir/node_modules"
-    fi
-  done
+  npm_install tests/js
+fi
+if [[ "$profile" == bench && -f bench/node/package.json ]]; then
+  npm_install bench/node
 fi

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from server.api import domain_routes, events_routes, openapi, ops_routes, ws_routes
+from server.api import docs_pages, domain_routes, events_routes, openapi, ops_routes, web_routes, ws_routes
 from server.api.keys import (
     CLIENT_ADDRESSES,
     DATABASE,
@@ -40,7 +39,7 @@ from server.realtime.limits import KeyedBuckets
 from server.realtime.stats import RealtimeMetrics
 from server.store.db import Database
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+CLOSED = web.AppKey("closed", dict)  # what shutdown closed, for its last log line
 log = structlog.get_logger(__name__)
 
 
@@ -77,6 +76,7 @@ def build_app(settings: Settings) -> web.Application:
     app[MONITOR] = Monitor(db, publisher, gateway, domain, settings.metrics_interval_s, settings.expiry_interval_s)
     app[METRICS_REGISTRY] = registry
     app[AUTHORITY] = authority
+    app[CLOSED] = {}
 
     gateway.attach(app)
     ops_routes.add_routes(app)
@@ -84,7 +84,8 @@ def build_app(settings: Settings) -> web.Application:
     events_routes.add_routes(app)
     domain_routes.add_routes(app)
     openapi.add_routes(app)
-    _add_dashboard(app)
+    docs_pages.add_routes(app)
+    web_routes.add_routes(app)
 
     app.cleanup_ctx.append(_database_ctx)
     app.cleanup_ctx.append(_realtime_ctx)
@@ -97,6 +98,8 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     await db.migrate()
     yield
     await db.close()
+    # The last line of a clean exit says what was closed, so an operator can tell it from a crash.
+    log.info("stopped", **app[CLOSED], database="closed", last_event_id=app[PUBLISHER].dispatcher.last_delivered)
 
 
 async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -119,16 +122,6 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _announce_shutdown(app: web.Application) -> None:
     gateway = app[GATEWAY]
+    app[CLOSED]["connections_closed"] = len(gateway.connections)
     await gateway.shutdown()
     await asyncio.sleep(0.05)  # let the `disconnected` frames reach the sockets
-
-
-def _add_dashboard(app: web.Application) -> None:
-    index = WEB_DIR / "index.html"
-
-    async def dashboard(_request: web.Request) -> web.FileResponse:
-        return web.FileResponse(index)
-
-    app.router.add_get("/", dashboard)
-    if (WEB_DIR / "static").is_dir():
-        app.router.add_static("/static/", WEB_DIR / "static")

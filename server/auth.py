@@ -256,7 +256,7 @@ def _identity_from_claims(claims: dict[str, Any]) -> Identity:
         if name in claims:
             _check_time_claim(name, claims[name])
     # A token without a `roles` claim is a viewer; one with a claim must say it exactly
-    # (SPEC §7): a bare string, a wrong case or an unknown name is a malformed token, not "no role".
+    # (docs/security.md): a bare string, a wrong case or an unknown name is a malformed token, not "no role".
     raw_roles = claims.get("roles", ["viewer"])
     if not isinstance(raw_roles, list) or not all(isinstance(r, str) and r in ROLE_NAMES for r in raw_roles):
         raise AuthError(f"invalid token: roles must be a list of {', '.join(ROLE_NAMES)}")

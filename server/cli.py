@@ -5,17 +5,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
-from server.config import Settings
+from server.config import Settings, load_settings
+
+TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _parse_ttl(text: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if text and text[-1] in units:
-        return float(text[:-1]) * units[text[-1]]
-    return float(text)
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (exit status 2), pointing at --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def parse_ttl(text: str) -> float:
+    """`90`, `30s`, `15m`, `1h` or `7d` as seconds (an argparse type: a bad value is a usage error)."""
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in TTL_UNITS else (text, "s")
+    try:
+        seconds = float(number) * TTL_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (e.g. 90, 30m, 1h, 7d)") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: must be more than 0")
+    return seconds
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -24,7 +39,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
-    return Settings(**overrides)
+    return load_settings(**overrides)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -33,25 +48,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from server.api.security import AUTHORITY
     from server.app import build_app
+    from server.bind import bind_listeners, bound_port
     from server.logging_setup import configure_logging
 
     settings = _settings(args)
     configure_logging(settings)
     app = build_app(settings)  # raises KeyConfigError for an unusable key, before anything listens
+    listeners = bind_listeners(settings.host, settings.port)  # a busy port: ConfigError, one line
+    shown_host = "127.0.0.1" if settings.host in {"0.0.0.0", "::"} else settings.host
+    link = f"http://{shown_host}:{bound_port(listeners)}/"
+    authority = app[AUTHORITY]
+
+    async def announce(_app: web.Application) -> None:
+        # Runs after the database is migrated, on sockets that already listen: the link works.
+        if authority.can_mint:
+            token = authority.mint("admin", ["admin"], ttl_s=12 * 3600)
+            print(
+                f"Dashboard: {link}#token={token}\n"
+                "(admin token valid 12 h; mint others with `immune-core token --role viewer --sub NAME`)",
+                flush=True,
+            )
+        else:  # public-key deployments cannot mint; they bring their own tokens
+            print(f"Dashboard: {link} ({authority.algorithm} tokens)", flush=True)
+
+    app.on_startup.append(announce)
     loop = _new_loop()
     asyncio.set_event_loop(loop)
-    authority = app[AUTHORITY]
-    shown_host = "127.0.0.1" if settings.host in {"0.0.0.0", "::"} else settings.host
-    if authority.can_mint:
-        token = authority.mint("admin", ["admin"], ttl_s=12 * 3600)
-        print(
-            f"Dashboard: http://{shown_host}:{settings.port}/#token={token}\n"
-            "(admin token valid 12 h; mint others with `immune-core token --role viewer --sub NAME`)",
-            flush=True,
-        )
-    else:  # public-key deployments cannot mint; they bring their own tokens
-        print(f"Dashboard: http://{shown_host}:{settings.port}/ ({authority.algorithm} tokens)", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, loop=loop, print=None, shutdown_timeout=5.0)
+    web.run_app(app, sock=listeners, loop=loop, print=None, shutdown_timeout=5.0)
     return 0
 
 
@@ -85,7 +108,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings)  # warnings go to stderr; stdout carries only the token
     authority = TokenAuthority(settings)  # mint() refuses (AuthError) on public-key deployments
-    print(authority.mint(args.sub, [args.role], ttl_s=_parse_ttl(args.ttl), rooms=args.rooms))
+    print(authority.mint(args.sub, [args.role], ttl_s=args.ttl, rooms=args.rooms))
     return 0
 
 
@@ -102,8 +125,8 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
-    parser = argparse.ArgumentParser(prog="immune-core", description="Active Immune Core real-time event server")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = OneLineParser(prog="immune-core", description="Active Immune Core real-time event server")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--data-dir", dest="data_dir")
@@ -115,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--redis-url", dest="redis_url")
     serve.add_argument("--log-format", dest="log_format", choices=["json", "console"])
-    serve.add_argument("--log-level", dest="log_level")
+    serve.add_argument("--log-level", dest="log_level", choices=["debug", "info", "warning", "error", "critical"])
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="apply database migrations")
@@ -126,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(token)
     token.add_argument("--role", choices=["viewer", "operator", "admin"], default="viewer")
     token.add_argument("--sub", required=True)
-    token.add_argument("--ttl", default="1h", help="e.g. 30m, 1h, 7d")
+    token.add_argument("--ttl", type=parse_ttl, default="1h", help="e.g. 90 (seconds), 30m, 1h, 7d")
     token.add_argument("--rooms", nargs="*", help="glob patterns of joinable rooms")
     token.set_defaults(func=cmd_token)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, IPvAnyNetwork, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
 class ConfigError(ValueError):
@@ -96,8 +99,13 @@ class Settings(BaseSettings):
 
     # operations
     metrics_interval_s: float = Field(10.0, gt=0, description="metrics_updated period to the system room")
-    log_level: str = Field("info", description="structlog level")
+    log_level: LogLevel = Field("info", description="Least severe level logged: debug, info, warning, error, critical")
     log_format: Literal["json", "console"] = Field("json", description="json in production, console for dev")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file under data_dir."""
@@ -121,6 +129,30 @@ class Settings(BaseSettings):
                 shown[name] = value
         shown["database_url"] = _mask_url_password(self.resolved_database_url())
         return shown
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, `.env` and these overrides; a value that cannot be parsed is a ConfigError.
+
+    pydantic-settings parses list settings as JSON before validation and raises a bare SettingsError
+    naming the Python field; this names the environment variable and the expected form instead.
+    (Values that parse but do not validate still raise pydantic's ValidationError, one error per field.)
+    """
+    try:
+        return Settings(**overrides)
+    except SettingsError as exc:
+        found = re.search(r'field "(\w+)"', str(exc))
+        if found is None:
+            raise ConfigError(str(exc)) from None
+        variable = f"IMMUNE_{found.group(1).upper()}"
+        if _is_list_setting(found.group(1)):
+            raise ConfigError(f"""{variable}: must be a JSON list, e.g. {variable}='["first", "second"]'""") from None
+        raise ConfigError(f"{variable}: cannot parse the value") from None
+
+
+def _is_list_setting(name: str) -> bool:
+    field = Settings.model_fields.get(name)
+    return field is not None and getattr(field.annotation, "__origin__", None) is list
 
 
 def _mask_url_password(url: str) -> str:

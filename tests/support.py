@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -231,9 +233,12 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}")
+            # The port listens from before start-up (so a busy port is refused early): wait for an answer.
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2):
                     return
+            except urllib.error.HTTPError:
+                return  # answered (even a degraded 503 means it is serving)
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("server did not start")

@@ -44,9 +44,20 @@ async def test_asyncapi_lists_every_event_type(server: RunningServer) -> None:
     assert len([name for name in messages if not name.startswith("request_")]) == 21
     assert messages["agent_created"]["payload"]["properties"]["data"]["$ref"].endswith("/Agent")
     assert "request_join" in messages
-    status, page, response = await rest(server, "GET", "/docs", role=None)
+    status, page, response = await rest(server, "GET", "/docs/events", role=None)
     assert status == 200 and response.headers["Content-Type"].startswith("text/html")
-    assert "/coordination/consensus/propose" in page
+    assert 'id="m-consensus_proposed"' in page and 'id="m-request_join"' in page
+    assert "`" not in page  # Markdown backticks are rendered as <code>, not shown raw
+
+
+async def test_probes_are_in_openapi_without_a_token(server: RunningServer) -> None:
+    _status, spec, _ = await rest(server, "GET", "/openapi.json", role=None)
+    for path in ("/health", "/ready", "/metrics"):
+        operation = spec["paths"][path]["get"]
+        assert operation["security"] == [] and operation["tags"] == ["operations"], path
+    assert "text/plain" in spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert not any("head" in operations for operations in spec["paths"].values())
+    assert "code" in spec["components"]["schemas"]["Problem"]["required"]
 
 
 async def test_schemathesis_finds_no_server_error_or_schema_violation(server_factory: object, tmp_path: Path) -> None:

@@ -113,14 +113,14 @@ async def test_network_cut_reconnects_with_a_fresh_token_and_resumes(server: Run
     try:
         await client.connect()
         before = await admin.rest.ws.broadcast("custom.one", room="agents")
-        await wait_until(lambda: client.last_event_id == before.event_id)
+        await wait_until(lambda: client.received_event_id == before.event_id)
         proxy.cut(stay_down=True)
         await wait_until(lambda: not client.connected)
         during = [(await admin.rest.ws.broadcast("custom.gap", {"i": i}, room="agents")).event_id for i in range(5)]
         proxy.restore()
         connected = await client.wait_connected()
         assert connected.recovered is True and connected.replayed == 5
-        await wait_until(lambda: client.last_event_id == during[-1])
+        await wait_until(lambda: client.received_event_id == during[-1])
         iterator = client.events()
         received = [(await asyncio.wait_for(anext(iterator), 5)).event_id for _ in range(6)]
         assert received == [before.event_id, *during]
@@ -148,9 +148,9 @@ async def test_gap_past_the_replay_cap_calls_on_gap(server_factory: ServerFactor
         await client.wait_connected()
         await wait_until(lambda: len(gaps) == 1)
         assert gaps[0].recovered is False and gaps[0].last_event_id == ids[-1]
-        assert client.last_event_id == ids[-1]
+        assert client.received_event_id == ids[-1]
         after = await admin.rest.ws.broadcast("custom.after", room="agents")
-        await wait_until(lambda: client.last_event_id == after.event_id)
+        await wait_until(lambda: client.received_event_id == after.event_id)
     finally:
         await client.close()
         await admin.rest.close()
@@ -162,10 +162,10 @@ async def test_duplicate_ids_are_dropped(server: RunningServer) -> None:
     # replay overlapping what was already received, which the SDK must absorb. Feed it one.
     async with ImmuneClient(server.url, token=server.token(), rooms=["agents"]) as client:
         await client.rest.ws.broadcast("custom.once", room="agents")
-        await wait_until(lambda: client._queue.qsize() == 1)
-        event = client._queue.get_nowait()
+        iterator = client.events()
+        event = await asyncio.wait_for(anext(iterator), 5)
         await client._on_raw_event("custom.once", event.model_dump(mode="json"))
-        assert client._queue.empty() and client.duplicates_dropped == 1
+        assert client._inbox.empty() and client._buffer.empty() and client.duplicates_dropped == 1
 
 
 async def test_server_side_cut_reconnects_and_resumes_but_a_kick_is_final(server: RunningServer) -> None:
@@ -176,13 +176,13 @@ async def test_server_side_cut_reconnects_and_resumes_but_a_kick_is_final(server
     try:
         await client.connect()
         first = await admin.rest.ws.broadcast("custom.first", room="agents")
-        await wait_until(lambda: client.last_event_id == first.event_id)
+        await wait_until(lambda: client.received_event_id == first.event_id)
         [sid] = [sid for sid, conn in gateway.connections.items() if conn.identity.subject == "mobile"]
         # What the queue bound or the send watchdog does to a slow consumer.
         gateway._close_soon(sid, DisconnectReason.SLOW_CONSUMER, "outgoing queue full")
         missed = [(await admin.rest.ws.broadcast("custom.missed", {"i": i}, room="agents")).event_id for i in range(3)]
         await wait_until(lambda: client.connects == 2 and client.connected)
-        await wait_until(lambda: client.last_event_id == missed[-1])
+        await wait_until(lambda: client.received_event_id == missed[-1])
         assert client.last_disconnect is not None and client.last_disconnect.reason == "slow_consumer"
         iterator = client.events()
         received = [(await asyncio.wait_for(anext(iterator), 5)).event_id for _ in range(4)]

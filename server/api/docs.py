@@ -23,6 +23,8 @@ class RouteDoc:
     errors: tuple[int, ...] = ()
     emits: tuple[str, ...] = ()
     tag: str = "api"
+    public: bool = False  # answers without a token
+    content_type: str = "application/json"
 
 
 def documented(
@@ -35,6 +37,8 @@ def documented(
     errors: tuple[int, ...] = (),
     emits: tuple[str, ...] = (),
     tag: str = "api",
+    public: bool = False,
+    content_type: str = "application/json",
 ) -> Callable[[F], F]:
     """Attach a RouteDoc to a handler."""
 
@@ -42,7 +46,8 @@ def documented(
         errors = tuple(sorted({*errors, 415}))
 
     def mark(handler: F) -> F:
-        handler.route_doc = RouteDoc(summary, body, query, response, status, errors, emits, tag)  # type: ignore[attr-defined]
+        doc = RouteDoc(summary, body, query, response, status, errors, emits, tag, public, content_type)
+        handler.route_doc = doc  # type: ignore[attr-defined]
         return handler
 
     return mark

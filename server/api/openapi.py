@@ -1,8 +1,7 @@
-"""GET /openapi.json (OpenAPI 3.1), GET /asyncapi.json (AsyncAPI 3.0) and GET /docs, generated from the models."""
+"""GET /openapi.json (OpenAPI 3.1) and GET /asyncapi.json (AsyncAPI 3.0), generated from the models."""
 
 from __future__ import annotations
 
-import html
 import re
 from functools import cache
 from typing import Any
@@ -37,7 +36,7 @@ PROBLEM_SCHEMA = {
         "code": {"type": "string"},
         "errors": {"type": "array", "items": {"type": "object"}},
     },
-    "required": ["title", "status"],
+    "required": ["title", "status", "code"],
 }
 
 
@@ -47,7 +46,7 @@ def _documented_routes(app: web.Application) -> list[tuple[str, str, Any, RouteD
         doc = getattr(route.handler, "route_doc", None)
         info = route.resource.get_info() if route.resource else {}
         path = info.get("path") or info.get("formatter")
-        if doc is not None and path:
+        if doc is not None and path and route.method != "HEAD":  # aiohttp adds a HEAD to every GET
             found.append((route.method.lower(), path, route.handler, doc))
     return found
 
@@ -73,7 +72,9 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
             "tags": [doc.tag],
             "responses": {},
         }
-        if role is not None:
+        if doc.public:
+            operation["security"] = []
+        elif role is not None:
             operation["security"] = [{"bearer": []}]
             operation["description"] = f"Needs role `{role.name.lower()}` or above."
         if doc.emits:
@@ -94,7 +95,10 @@ def build_openapi(app: web.Application) -> dict[str, Any]:
         success: dict[str, Any] = {"description": doc.summary}
         if doc.response is not None:
             ref = refs[(doc.response, "serialization")]
-            success["content"] = {"application/json": {"schema": ref}}
+            success["content"] = {doc.content_type: {"schema": ref}}
+        elif doc.status != 204:
+            schema = {"type": "string"} if doc.content_type.startswith("text/") else {"type": "object"}
+            success["content"] = {doc.content_type: {"schema": schema}}
         operation["responses"][str(doc.status)] = success
         for status in doc.errors:
             operation["responses"][str(status)] = {
@@ -192,32 +196,7 @@ async def asyncapi(_request: web.Request) -> web.Response:
     return json_response(build_asyncapi())
 
 
-async def docs_page(request: web.Request) -> web.Response:
-    """A self-contained HTML page listing every route and event (no CDN: it works offline)."""
-    spec = build_openapi(request.app)
-    rows = []
-    for path, operations in spec["paths"].items():
-        for method, op in operations.items():
-            codes = ", ".join(op["responses"])
-            rows.append(
-                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
-                f"<td>{html.escape(op['summary'])}</td><td>{html.escape(op.get('description', ''))}</td>"
-                f"<td>{codes}</td></tr>"
-            )
-    events = "".join(f"<li><code>{t.value}</code> → {PRIMARY_ROOMS.get(t) or 'one connection'}</li>" for t in EventType)
-    body = f"""<!doctype html><html><head><meta charset="utf-8"><title>Active Immune Core API</title>
-<style>body{{font:14px system-ui;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px}}</style>
-</head><body><h1>Active Immune Core API</h1>
-<p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1),
-<a href="/asyncapi.json">/asyncapi.json</a> (AsyncAPI 3.0, Socket.IO events).</p>
-<h2>REST</h2><table><tr><th>method</th><th>path</th><th>what</th><th>notes</th><th>statuses</th></tr>
-{"".join(rows)}</table><h2>Events</h2><ul>{events}</ul></body></html>"""
-    return web.Response(text=body, content_type="text/html")
-
-
 def add_routes(app: web.Application) -> None:
     """Register the API documents."""
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/asyncapi.json", asyncapi)
-    app.router.add_get("/docs", docs_page)

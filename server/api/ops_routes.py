@@ -6,10 +6,12 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.api.bodies import json_response
+from server.api.docs import documented
 from server.api.keys import DATABASE, GATEWAY, METRICS_REGISTRY, SETTINGS
 from server.monitor import health_checks
 
 
+@documented("Liveness: the process serves requests (no token needed)", tag="operations", public=True)
 async def health(request: web.Request) -> web.Response:
     """Liveness: the process serves requests and the event loop turns."""
     gateway = request.app[GATEWAY]
@@ -24,6 +26,11 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+@documented(
+    "Readiness: 200 when the database answers, else 503 with the reason (no token needed)",
+    tag="operations",
+    public=True,
+)
 async def ready(request: web.Request) -> web.Response:
     """Readiness: 200 only when the database answers."""
     try:
@@ -36,6 +43,12 @@ async def ready(request: web.Request) -> web.Response:
     return json_response({"ready": status == 200, "checks": checks}, status=status)
 
 
+@documented(
+    "Prometheus metrics, text exposition format (no token needed)",
+    tag="operations",
+    public=True,
+    content_type="text/plain",
+)
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition."""
     body = generate_latest(request.app[METRICS_REGISTRY])

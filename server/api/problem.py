@@ -14,6 +14,28 @@ from server.domain.errors import DomainError, InvalidInput, InvalidTransition, N
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
+# The `code` of a problem raised without one: every problem+json carries a code (docs/protocol.md).
+# One line per status, so a new status (415, 503 ...) is one line here.
+DEFAULT_CODES: dict[int, str] = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def default_code(status: int) -> str:
+    """The problem code of an HTTP status when the raiser gave none."""
+    return DEFAULT_CODES.get(status, "internal_error" if status >= 500 else "invalid_request")
+
 
 class Problem(Exception):
     """An HTTP error with an RFC 9457 body; raise it from any handler."""
@@ -34,7 +56,7 @@ class Problem(Exception):
         self.title = title or HTTPStatus(status).phrase
         self.errors = errors
         self.headers = headers or {}
-        self.code = code
+        self.code = code or default_code(status)
 
     def response(self, instance: str | None = None) -> web.Response:
         """The problem+json response."""
@@ -46,8 +68,7 @@ class Problem(Exception):
         }
         if instance:
             body["instance"] = instance
-        if self.code:
-            body["code"] = self.code
+        body["code"] = self.code
         if self.errors is not None:
             body["errors"] = self.errors
         return web.Response(

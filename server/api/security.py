@@ -13,7 +13,9 @@ from server.auth import AuthError, Identity, Role, TokenAuthority
 
 IDENTITY = web.RequestKey("identity", Identity)
 AUTHORITY = web.AppKey("authority", TokenAuthority)
-OPEN_PATHS = frozenset({"/health", "/ready", "/metrics", "/", "/openapi.json", "/asyncapi.json", "/docs"})
+OPEN_PATHS = frozenset(
+    {"/health", "/ready", "/metrics", "/", "/favicon.ico", "/openapi.json", "/asyncapi.json", "/docs", "/docs/events"}
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -33,7 +35,7 @@ def is_open(path: str) -> bool:
 
     Socket.IO never reaches this middleware: its connect verifies the token itself (SPEC §3).
     """
-    return path in OPEN_PATHS or path.startswith("/static/")
+    return path in OPEN_PATHS or path.startswith(("/static/", "/vendor/"))
 
 
 @web.middleware

@@ -58,7 +58,9 @@ class BroadcastAccepted(BaseModel):
 
 
 @requires(Role.VIEWER)
-@documented("Real-time figures (SPEC §8)", errors=(401,), tag="realtime")
+@documented(
+    "Real-time figures: connections, rooms, messages, events published and replayed", errors=(401,), tag="realtime"
+)
 async def get_stats(request: web.Request) -> web.Response:
     """Real-time figures; `nodes` lists each node's own (one node when not clustered)."""
     node = request.app[GATEWAY].snapshot()

@@ -237,7 +237,7 @@ class RealtimeGateway:
             identity = self.authority.verify(request.token)
         except AuthError as exc:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from None
-        if not identity.has_role(Role.VIEWER):  # real-time reads events: it needs viewer (SPEC §7)
+        if not identity.has_role(Role.VIEWER):  # real-time reads events: it needs viewer
             raise ProtocolError(ErrorCode.FORBIDDEN, "real-time needs role viewer", {"required_role": "viewer"})
         if self.connections_per_user[identity.subject] >= self.settings.max_connections_per_user:
             raise ProtocolError(

@@ -1,0 +1,155 @@
+"""The SDK never loses an event silently: bounded buffers with backpressure and resume, bad events reported.
+
+Also what a Python user expects first: the package's exports, client-side validation errors, and a
+client that says why it cannot connect while it retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import pytest
+
+import client_sdk
+from client_sdk import Event, EventDecodeError, ImmuneClient, ServerUnreachable, ValidationFailed
+from tests.support import RunningServer, free_port, wait_until
+
+
+def test_the_package_exports_the_client_the_event_and_every_error() -> None:
+    for name in client_sdk.__all__:
+        assert getattr(client_sdk, name) is not None, name
+    assert issubclass(ValidationFailed, client_sdk.ApiError) and issubclass(EventDecodeError, client_sdk.ImmuneError)
+    assert {"ImmuneClient", "Event", "ConnectRefused", "UnknownRoom", "ValidationFailed"} <= set(client_sdk.__all__)
+
+
+async def test_client_side_validation_raises_the_documented_error(server: RunningServer) -> None:
+    async with ImmuneClient(server.url, token=server.token()) as client:
+        with pytest.raises(ValidationFailed) as raised:
+            await client.rest.alert("loud", "disk almost full")
+        assert raised.value.status == 422 and raised.value.problem["code"] == "invalid_request"
+        assert [error["loc"] for error in raised.value.errors] == [["level"]]
+        with pytest.raises(ValidationFailed) as raised:
+            await client.rest.consensus.propose("scale_up", threshold=2.0)
+        assert raised.value.errors[0]["loc"] == ["threshold"]
+
+
+async def test_an_unreachable_server_is_logged_with_the_reason_while_retrying(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    client = ImmuneClient(url, backoff_initial_s=0.05, backoff_max_s=0.1)
+    caplog.set_level(logging.WARNING, logger="immune.client")
+    try:
+        with pytest.raises(ServerUnreachable, match="Connect call failed") as raised:
+            await client.connect(timeout_s=2)
+        assert isinstance(raised.value, TimeoutError)  # code that caught the old bare TimeoutError still works
+    finally:
+        await client.close()
+    retries = [r.getMessage() for r in caplog.records if r.name == "immune.client"]
+    assert len(retries) >= 2, retries
+    assert all(f"cannot connect to {url}" in m and "Connect call failed" in m and "retrying" in m for m in retries)
+
+
+async def broadcast_many(client: ImmuneClient, count: int, kind: str = "custom.n") -> list[int]:
+    ids = []
+    for i in range(count):
+        accepted = await client.rest.ws.broadcast(kind, {"i": i}, room="agents")
+        ids.append(accepted.event_id)
+    return ids
+
+
+async def test_a_full_buffer_disconnects_then_resumes_after_the_last_event_kept(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="immune.client")
+    admin = ImmuneClient(server.url, token=server.token())
+    client = ImmuneClient(
+        server.url, token=server.token(), rooms=["agents"], max_buffered_events=5, backoff_initial_s=0.05
+    )
+    try:
+        await client.connect()
+        ids = await broadcast_many(admin, 40)
+        # Nobody reads: the buffers fill, the client steps off the connection instead of dropping events.
+        await wait_until(lambda: not client.connected)
+        assert client.connects == 1 and client.last_event_id is not None and client.last_event_id < ids[0]
+        assert any("behind" in r.getMessage() for r in caplog.records)
+        assert client.received_event_id is not None and client.received_event_id < ids[-1]
+        iterator = client.events()
+        received = [(await asyncio.wait_for(anext(iterator), 10)).event_id for _ in ids]
+        assert received == ids  # every event, in order, none twice
+        assert client.connects >= 2 and client.connection is not None and client.connection.recovered is True
+        assert client.last_event_id == ids[-1]
+    finally:
+        await client.close()
+        await admin.close()
+
+
+async def test_handlers_only_get_every_event_without_a_buffer_or_a_disconnect(server: RunningServer) -> None:
+    admin = ImmuneClient(server.url, token=server.token())
+    client = ImmuneClient(server.url, token=server.token(), rooms=["agents"], max_buffered_events=5)
+    handled: list[int] = []
+
+    @client.on("custom.n")
+    async def record(event: Event) -> None:
+        assert event.event_id is not None
+        handled.append(event.event_id)
+
+    try:
+        await client.connect()
+        ids = await broadcast_many(admin, 30)
+        await wait_until(lambda: handled == ids)
+        assert client.connects == 1 and client.connected
+        assert client.last_event_id == ids[-1]  # the handlers had them all
+        assert client._buffer.qsize() <= 5 and client.buffer_events is False
+    finally:
+        await client.close()
+        await admin.close()
+
+
+async def test_a_bad_event_is_raised_in_its_place_and_last_event_id_waits_for_it(server: RunningServer) -> None:
+    admin = ImmuneClient(server.url, token=server.token())
+    async with ImmuneClient(server.url, token=server.token(), rooms=["agents"]) as client:
+        [first] = await broadcast_many(admin, 1)
+        await wait_until(lambda: client.received_event_id == first)
+        # A frame that does not match the protocol (agent_created without an agent), as a buggy or
+        # newer server could send; it arrives between two good events.
+        bad_id = first + 1
+        await client._on_raw_event("agent_created", _envelope(bad_id, "agent_created", {"bogus": 1}))
+        # The server's next id is the one we made up: publish one to take it, then the good one that follows.
+        taken, after = await broadcast_many(admin, 2)
+        assert taken == bad_id
+        await wait_until(lambda: client.received_event_id == after)
+        iterator = client.events()
+        assert (await asyncio.wait_for(anext(iterator), 5)).event_id == first
+        assert client.last_event_id == first
+        with pytest.raises(EventDecodeError) as raised:
+            await asyncio.wait_for(anext(iterator), 5)
+        assert raised.value.event_id == bad_id and raised.value.event_type == "agent_created"
+        assert raised.value.payload["data"] == {"bogus": 1} and "agent_id" in str(raised.value)
+        assert client.last_event_id == bad_id  # reported, so now it counts as consumed
+        assert (await asyncio.wait_for(anext(client.events()), 5)).event_id == after
+    await admin.close()
+
+
+async def test_a_bad_event_goes_to_on_error_when_given(server: RunningServer) -> None:
+    reported: list[EventDecodeError] = []
+    handled: list[int] = []
+    client = ImmuneClient(server.url, token=server.token(), rooms=["agents"], on_error=reported.append)
+
+    @client.on("*")
+    def record(event: Event) -> None:
+        assert event.event_id is not None
+        handled.append(event.event_id)
+
+    async with client:
+        await client._on_raw_event("custom.x", _envelope(10**9, "custom.x", ["not", "an", "object"]))
+        await wait_until(lambda: len(reported) == 1)
+    assert reported[0].event_id == 10**9 and handled == []
+    assert client.last_event_id == 10**9
+
+
+def _envelope(event_id: int, event_type: str, data: object) -> dict[str, object]:
+    timestamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return {"event_id": event_id, "event_type": event_type, "timestamp": timestamp, "data": data, "room": "agents"}
