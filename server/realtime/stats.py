@@ -56,7 +56,7 @@ class RealtimeMetrics:
         )
         self.replays_refused = Counter(
             "immune_replays_refused",
-            "Resumes answered recovered=false because of a replay bound",
+            "Resumes answered recovered=false, by reason",
             ["reason"],
             registry=registry,
         )
