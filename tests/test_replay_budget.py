@@ -22,7 +22,7 @@ import jwt
 import pytest
 from sqlalchemy import insert, update
 
-from server.api.keys import GATEWAY, PUBLISHER
+from server.api.keys import EVENT_LOG, GATEWAY, PUBLISHER
 from server.config import Settings
 from server.store.db import Database
 from server.store.tables import event_rooms, events, log_meta
@@ -298,3 +298,29 @@ async def test_a_big_replay_does_not_count_against_the_live_queue_bound(server_f
     assert [event["data"]["i"] for event in rec.of_type("custom.load")] == list(range(3_020))
     assert not rec.of_type("disconnected")
     await rec.client.disconnect()
+
+
+async def test_a_failed_backlog_read_leaves_no_connection_behind(server_factory: ServerFactory) -> None:
+    """The connection is registered while its backlog is read; a read that fails must unregister it."""
+    server = await server_factory()
+    for i in range(10):
+        await server.app[PUBLISHER].publish("custom.load", {"i": i}, ["agents"])
+    event_log = server.app[EVENT_LOG]
+    read_ids = event_log.read_ids
+    failed = asyncio.Event()
+
+    async def broken_read_ids(*args: Any, **kwargs: Any) -> Any:
+        failed.set()
+        raise OSError("disk gone")
+
+    event_log.read_ids = broken_read_ids  # type: ignore[method-assign]
+    port = int(server.url.rsplit(":", 1)[1])
+    try:
+        sock, _ = await send_resume(port, {"token": server.token("viewer"), "rooms": ["agents"], "last_event_id": 0})
+        await asyncio.wait_for(failed.wait(), 10)
+    finally:
+        event_log.read_ids = read_ids  # type: ignore[method-assign]
+    gateway = server.app[GATEWAY]
+    await wait_until(lambda: not gateway.connections)
+    assert not gateway.connections_per_user and gateway.replay_frames.pinned_bytes == 0
+    sock.close()

@@ -200,14 +200,26 @@ class RealtimeGateway:
         self.connections[sid] = conn
         self.connections_per_user[conn.identity.subject] += 1
         if request.last_event_id is not None:
-            plan = await self.resumer.plan(
-                request.last_event_id, request.epoch, self.epoch, conn.rooms, conn.event_types
-            )
+            try:
+                plan = await self.resumer.plan(
+                    request.last_event_id, request.epoch, self.epoch, conn.rooms, conn.event_types
+                )
+            except BaseException:  # the connect fails: it must not stay registered
+                self._unregister(conn)
+                raise
             if self.connections.get(sid) is not conn:  # closed while its backlog was read
                 plan.release()
                 return False
             conn.resume = plan
         return True
+
+    def _unregister(self, conn: Connection) -> None:
+        """Forget a connection that never became active (its connect failed)."""
+        if self.connections.get(conn.sid) is conn:
+            del self.connections[conn.sid]
+            self.connections_per_user[conn.identity.subject] -= 1
+            if self.connections_per_user[conn.identity.subject] <= 0:
+                del self.connections_per_user[conn.identity.subject]
 
     def _admit(self, sid: str, environ: dict[str, Any], auth: Any) -> tuple[Connection, ConnectAuth]:
         if not self.origins.allows(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST")):
@@ -320,17 +332,18 @@ class RealtimeGateway:
     def _replay(self, conn: Connection, plan: ResumePlan) -> None:
         # The replay may exceed the live queue bound: it is bounded by the replay cap and byte
         # budgets instead, and its frames are shared with every other connection replaying them.
+        replayed = plan.replayed
         if plan.lease is not None:
             conn.replay = plan.lease
             if not self.manager.send_packets(conn.sid, NAMESPACE, plan.lease.packets()):
                 plan.release()  # the transport is already gone: nothing will take the frames
-        self.stats.events_replayed += plan.replayed
+        self.stats.events_replayed += replayed
         log.info(
             "resumed",
             connection_id=conn.sid,
             client_id=conn.client_id,
             recovered=plan.recovered,
-            replayed=plan.replayed,
+            replayed=replayed,
             reason=plan.reason or None,
         )
 
