@@ -31,6 +31,7 @@ pytest:
 bench:          ## set up and run every benchmark scenario against our server, Node socket.io and the raw ceiling
 	scripts/setup.sh bench
 	$(PY) -m bench.run
+	$(PY) -m bench.publish --database both
 
 setup:
 	scripts/setup.sh test

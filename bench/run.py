@@ -434,6 +434,10 @@ def write_docs(results: dict[str, Any], command: str) -> None:
             f" | {r['p999']:.0f} |"
         )
     lines += ["", "![server CPU per delivery](benchmarks.png)", ""]
+    # The publish-path section is written by bench/publish.py (the same `make bench`); kept here.
+    lines += (
+        (DOCS / "benchmarks.publish.md").read_text().splitlines() if (DOCS / "benchmarks.publish.md").exists() else []
+    )
     lines += (DOCS / "benchmarks.notes.md").read_text().splitlines() if (DOCS / "benchmarks.notes.md").exists() else []
     (DOCS / "benchmarks.md").write_text("\n".join(lines) + "\n")
     try:

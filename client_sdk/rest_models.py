@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from client_sdk.protocol import (
+    CONNECTION_EVENT_TYPES,
     ENTITY_ID_PATTERN,
     Agent,
     AgentActionName,
     AgentStatus,
     AgentType,
     AlertLevel,
+    EventType,
     Proposal,
     Task,
     TaskStatus,
     Timestamp,
     WireModel,
+    is_custom_type,
+    is_valid_room,
 )
 
 ItemT = TypeVar("ItemT")
@@ -118,6 +122,47 @@ class Accepted(WireModel):
     event_id: int
 
 
+MAX_BATCH_EVENTS = 1000
+"""Most events one `POST /ws/broadcast` batch may carry."""
+
+
+class BroadcastRequest(Body):
+    """One event for `POST /ws/broadcast`: a `custom.<name>` type or a standard room event type."""
+
+    event_type: str = Field(min_length=1, max_length=80)
+    data: dict[str, Any] = Field(default_factory=dict)
+    room: str | None = Field(default=None, max_length=80)
+    source: str = Field(default="broadcast", min_length=1, max_length=64)
+
+    @field_validator("event_type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if is_custom_type(value):
+            return value
+        if value in EventType.__members__.values() and value not in CONNECTION_EVENT_TYPES:
+            return value
+        raise ValueError("must be custom.<name> ([a-z0-9_.-]{1,64}) or a standard room event type")
+
+    @field_validator("room")
+    @classmethod
+    def _known_room(cls, value: str | None) -> str | None:
+        if value is not None and not is_valid_room(value):
+            raise ValueError("unknown room")
+        return value
+
+
+class BroadcastBatch(Body):
+    """Several events for `POST /ws/broadcast`, validated all or nothing and committed together."""
+
+    events: list[BroadcastRequest] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+
+class BatchAccepted(WireModel):
+    """202 answer of a batch broadcast: the ids, in the order of the events sent."""
+
+    event_ids: list[int]
+
+
 __all__ = [
     "Accepted",
     "Agent",
@@ -126,6 +171,9 @@ __all__ = [
     "AgentCreate",
     "AgentUpdate",
     "AlertRequest",
+    "BatchAccepted",
+    "BroadcastBatch",
+    "BroadcastRequest",
     "ElectionResult",
     "ElectionState",
     "Page",

@@ -29,15 +29,18 @@ from server.auth import TokenAuthority
 from server.config import ConfigError, Settings
 from server.domain import Domain
 from server.events.dispatcher import Dispatcher
-from server.events.log import EventLog
 from server.events.publisher import Publisher
 from server.events.retention import Retention
+from server.events.writer import GroupCommitWriter
 from server.monitor import Monitor
 from server.origins import OriginPolicy
 from server.realtime.gateway import RealtimeGateway
 from server.realtime.limits import KeyedBuckets
 from server.realtime.stats import RealtimeMetrics
 from server.store.db import Database
+from server.store.event_log import SqlEventLog
+from server.store.repositories import SqlReader, SqlRepositories
+from server.store.sqlite_appender import appender_for
 
 CLOSED = web.AppKey("closed", dict)  # what shutdown closed, for its last log line
 log = structlog.get_logger(__name__)
@@ -54,15 +57,28 @@ def build_app(settings: Settings) -> web.Application:
         middlewares=MIDDLEWARES,
         client_max_size=settings.max_payload_bytes,
     )
-    db = Database(settings.resolved_database_url())
-    event_log = EventLog(db)
+    db = Database(
+        settings.resolved_database_url(),
+        synchronous=settings.sqlite_synchronous,
+        busy_timeout_s=settings.db_busy_timeout_s,
+    )
+    event_log = SqlEventLog(db)
     dispatcher = Dispatcher(event_log)
-    publisher = Publisher(db, event_log, dispatcher)
+    writer = GroupCommitWriter(
+        db,
+        event_log,
+        dispatcher,
+        queue_max=settings.write_queue_max,
+        admission_timeout_s=settings.write_timeout_s,
+        repositories=SqlRepositories,
+        appender=appender_for(db.url, settings.sqlite_synchronous, settings.db_busy_timeout_s),
+    )
+    publisher = Publisher(writer, event_log, dispatcher)
     registry = CollectorRegistry()
     authority = TokenAuthority(settings)
     gateway = RealtimeGateway(settings, authority, event_log, dispatcher, RealtimeMetrics(registry))
     dispatcher.add_sink(gateway)
-    domain = Domain.build(db, publisher, settings.proposal_timeout_s)
+    domain = Domain.build(SqlReader(db), publisher, settings.proposal_timeout_s)
 
     app[SETTINGS] = settings
     app[DATABASE] = db
@@ -104,7 +120,9 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     dispatcher = app[PUBLISHER].dispatcher
+    writer = app[PUBLISHER].writer
     await dispatcher.start()
+    writer.start()
     await app[GATEWAY].start()
     settings = app[SETTINGS]
     retention = Retention(
@@ -116,6 +134,7 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[MONITOR].stop()
     await retention.stop()
+    await writer.stop()
     await app[GATEWAY].stop()
     await dispatcher.stop()
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from server.config import Settings
+from server.token_cache import VerifiedTokens
 
 SECRET_FILE = "jwt_secret"
 MIN_SECRET_BYTES = 32
@@ -206,6 +207,7 @@ class TokenAuthority:
             self._secret = secret
             self.algorithm = "HS256"
         self.algorithms = [self.algorithm]
+        self._verified = VerifiedTokens(self.leeway)
 
     @property
     def can_mint(self) -> bool:
@@ -216,6 +218,8 @@ class TokenAuthority:
         """Return the identity of a valid token or raise AuthError saying why not."""
         if not token:
             raise AuthError("missing token")
+        if (cached := self._verified.get(token)) is not None:
+            return cached
         try:
             # `algorithms` holds the one algorithm the configured key implies; PyJWT refuses any
             # other (`none`, HS/RS confusion) before it verifies a signature or reads a claim.
@@ -235,7 +239,7 @@ class TokenAuthority:
             raise AuthError("token expired") from exc
         except jwt.PyJWTError as exc:
             raise AuthError(f"invalid token: {exc}") from exc
-        return _identity_from_claims(claims)
+        return self._verified.put(token, _identity_from_claims(claims))
 
     def mint(self, subject: str, roles: list[str], ttl_s: float = 3600, rooms: list[str] | None = None) -> str:
         """Sign a token (HS256 deployments only)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import math
 import sys
@@ -53,6 +54,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logging(settings)
+    # A fatal signal (SIGBUS from SQLite's memory-mapped -shm on a full disk, SIGSEGV) ends the
+    # process without Python's help: leave its traceback as the last lines of the log.
+    faulthandler.enable(file=sys.stderr, all_threads=True)
     app = build_app(settings)  # raises KeyConfigError for an unusable key, before anything listens
     listeners = bind_listeners(settings.host, settings.port)  # a busy port: ConfigError, one line
     shown_host = "127.0.0.1" if settings.host in {"0.0.0.0", "::"} else settings.host

@@ -92,6 +92,20 @@ class Settings(BaseSettings):
         16 << 20, ge=0, description="Encoded frames kept after their replays are sent, for the next resume"
     )
     retention_interval_s: float = Field(60.0, gt=0, description="How often retention prunes the log")
+    sqlite_synchronous: Literal["full", "normal"] = Field(
+        "full",
+        description="full: a 2xx write is on disk (one fsync per group commit); normal: survives a crash of "
+        "the process, may lose the last commits on power loss",
+    )
+    db_busy_timeout_s: float = Field(
+        2.0, gt=0, description="How long a write waits for another process's SQLite lock before failing"
+    )
+    write_queue_max: int = Field(
+        512, ge=1, description="Writes waiting for the group-commit writer; past it REST answers 503 overloaded"
+    )
+    write_timeout_s: float = Field(
+        5.0, gt=0, description="A REST write not taken by the writer within this answers 503 unavailable"
+    )
 
     # domain
     proposal_timeout_s: float = Field(300.0, gt=0, description="Default consensus proposal timeout")

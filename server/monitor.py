@@ -11,6 +11,7 @@ import structlog
 from client_sdk.protocol import EventType, HealthStatus
 from server.domain import Domain
 from server.events.publisher import Publisher
+from server.events.writer import GroupCommitWriter
 from server.periodic import Periodic
 from server.realtime.gateway import RealtimeGateway
 from server.store.db import Database
@@ -20,15 +21,16 @@ log = structlog.get_logger(__name__)
 SYSTEM = ["system"]
 
 
-async def health_checks(db: Database) -> tuple[HealthStatus, dict[str, Any]]:
+async def health_checks(db: Database, writer: GroupCommitWriter) -> tuple[HealthStatus, dict[str, Any]]:
     """The status /health reports, with one entry per dependency."""
     try:
         await asyncio.wait_for(db.ping(), 2.0)
         database = "ok"
     except Exception as exc:  # any failure is a finding, not a crash
         database = f"error: {type(exc).__name__}"
-    status: HealthStatus = "healthy" if database == "ok" else "degraded"
-    return status, {"database": database, "event_loop": "ok"}
+    writes = "ok" if writer.unavailable_reason is None else f"error: {writer.unavailable_reason}"
+    status: HealthStatus = "healthy" if database == writes == "ok" else "degraded"
+    return status, {"database": database, "writes": writes, "event_loop": "ok"}
 
 
 class Monitor:
@@ -69,7 +71,7 @@ class Monitor:
 
     async def tick(self) -> None:
         """One round: announce health transitions, then the live figures."""
-        status, checks = await health_checks(self.db)
+        status, checks = await health_checks(self.db, self.publisher.writer)
         if self.health is not None and status != self.health:
             self._transitions.append({"status": status, "previous_status": self.health, "checks": checks})
         self.health = status
@@ -85,8 +87,8 @@ class Monitor:
         if status != "healthy":
             return
         async with self.db.read() as conn:
-            agents = await AgentRepository().count_by_status(conn)
-            tasks = await TaskRepository().count_by_status(conn)
+            agents = await AgentRepository(conn).count_by_status()
+            tasks = await TaskRepository(conn).count_by_status()
         now, published = time.monotonic(), self.gateway.stats.events_published
         then, before = self._last
         self._last = (now, published)

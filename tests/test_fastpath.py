@@ -8,11 +8,14 @@ import pytest
 
 from server.api.keys import GATEWAY, PUBLISHER
 from tests.conftest import ServerFactory
-from tests.support import RunningServer, connect_client, connect_error, wait_until
+from tests.support import Recorder, RunningServer, connect_client, connect_error, wait_until
 
 
-async def raw_messages(server: RunningServer, count: int) -> list[str]:
-    """A bare WebSocket client: returns the first `count` Socket.IO event texts after `connected`."""
+async def raw_messages(server: RunningServer, count: int, batch: bool = False) -> list[str]:
+    """A bare WebSocket client: returns the first `count` Socket.IO event texts after `connected`.
+
+    `batch` publishes them as one unit (one commit, handed to the fan-out together).
+    """
     url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
     texts: list[str] = []
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
@@ -25,7 +28,10 @@ async def raw_messages(server: RunningServer, count: int) -> list[str]:
             if text == "2":
                 await ws.send_str("3")
             elif text.startswith('42["connected"') and not published:
-                for n in range(count):
+                if batch:
+                    specs = [("custom.fp", {"n": n, "ü": "✓"}, ["agents"], "api") for n in range(count)]
+                    await server.app[PUBLISHER].publish_many(specs)
+                for n in range(0 if batch else count):
                     await server.app[PUBLISHER].publish("custom.fp", {"n": n, "ü": "✓"}, ["agents"])
                 published = True
             elif text.startswith('42["custom.fp"'):
@@ -47,6 +53,50 @@ async def test_recipients_get_the_exact_socket_io_text_either_way(
     assert texts == [expected_text(event.envelope()) for event in log]
     direct = server.app[GATEWAY].manager.direct_deliveries
     assert (direct >= 1) is fast_path
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_a_batch_reaches_each_recipient_as_the_same_bytes_in_id_order_in_one_write(
+    server_factory: ServerFactory, fast_path: bool
+) -> None:
+    server = await server_factory(fast_path=fast_path)
+    manager = server.app[GATEWAY].manager
+    texts = await raw_messages(server, 50, batch=True)
+    log = await server.app[PUBLISHER].log.read(0, limit=100)
+    assert [event.event_id for event in log] == list(range(1, 51))
+    assert texts == [expected_text(event.envelope()) for event in log]
+    if fast_path:  # the 50 events took one write (`connected` may have taken one of its own)
+        assert manager.direct_deliveries >= 50
+        assert manager.direct_writes == manager.direct_deliveries - 49
+    else:
+        assert manager.direct_deliveries == manager.direct_writes == 0
+
+
+async def test_a_batch_keeps_order_and_filters_for_every_kind_of_recipient(server: RunningServer) -> None:
+    """WebSocket, polling and filtered recipients of one batch each see exactly their events, in order."""
+    auth = {"token": server.token(), "rooms": ["agents", "tasks"]}
+    websocket = await connect_client(server.url, auth=auth)
+    polling = await connect_client(server.url, auth=auth, transports=["polling"])
+    filtered = await connect_client(server.url, auth={**auth, "event_types": ["custom.b"]})
+    only_tasks = await connect_client(server.url, auth={"token": server.token(), "rooms": ["tasks"]})
+    specs = [(f"custom.{'ab'[n % 2]}", {"n": n}, [["agents", "tasks"][n % 3 == 0]], "api") for n in range(30)]
+    events = await server.app[PUBLISHER].publish_many(specs)
+    assert [event.event_id for event in events] == list(range(1, 31))
+
+    def received(rec: Recorder) -> list[int]:
+        return [payload["data"]["n"] for name, payload in rec.events if name.startswith("custom.")]
+
+    expected = {
+        id(websocket): list(range(30)),
+        id(polling): list(range(30)),
+        id(filtered): [n for n in range(30) if n % 2],
+        id(only_tasks): [n for n in range(30) if n % 3 == 0],
+    }
+    for rec in (websocket, polling, filtered, only_tasks):
+        await rec.wait_for(lambda rec=rec: len(received(rec)) >= len(expected[id(rec)]), timeout=10)
+        assert received(rec) == expected[id(rec)]
+    for rec in (websocket, filtered, only_tasks):
+        await rec.client.disconnect()
 
 
 async def test_polling_clients_and_filters_stay_on_the_normal_path(server: RunningServer) -> None:

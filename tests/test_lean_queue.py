@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.realtime.lean_queue import LeanQueue
+from server.realtime.lean_queue import MAX_PACKETS_PER_POLL, LeanQueue
 
 OPS = st.lists(st.one_of(st.integers(0, 99), st.just("get"), st.just("done")), max_size=60)
 
@@ -128,3 +128,21 @@ async def test_bulk_items_do_not_count_as_live_ones() -> None:
     queue.put_bulk([_Bulk(1)])  # handed straight to the parked reader
     await reader
     assert queue.live_size() == 0
+
+
+async def test_one_drain_takes_at_most_what_a_python_engineio_client_accepts() -> None:
+    """python-engineio's client refuses a polling payload of more than 16 packets."""
+    queue = LeanQueue()
+    for n in range(40):
+        queue.put_nowait(n)
+    drains: list[list[int]] = []
+    while not queue.empty():
+        batch = [await queue.get()]
+        while True:
+            try:
+                batch.append(queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        drains.append(batch)
+    assert [len(batch) for batch in drains] == [MAX_PACKETS_PER_POLL, MAX_PACKETS_PER_POLL, 8]
+    assert [n for batch in drains for n in batch] == list(range(40))

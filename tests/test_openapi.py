@@ -37,6 +37,16 @@ async def test_openapi_describes_every_route_with_roles_and_models(server: Runni
     assert {"name": "limit", "in": "query"}.items() <= paths["/agents"]["get"]["parameters"][0].items()
 
 
+async def test_openapi_documents_the_batch_broadcast_and_503(server: RunningServer) -> None:
+    _, spec, _ = await rest(server, "GET", "/openapi.json", role=None)
+    operation = spec["paths"]["/ws/broadcast"]["post"]
+    body = spec["components"]["schemas"]["BroadcastBody"]
+    assert {ref["$ref"].rsplit("/", 1)[1] for ref in body["anyOf"]} == {"BroadcastRequest", "BroadcastBatch"}
+    assert spec["components"]["schemas"]["BroadcastBatch"]["properties"]["events"]["maxItems"] == 1000
+    assert {"202", "422", "503"} <= set(operation["responses"])
+    assert "503" in spec["paths"]["/agents"]["post"]["responses"]
+
+
 async def test_asyncapi_lists_every_event_type(server: RunningServer) -> None:
     status, spec, _ = await rest(server, "GET", "/asyncapi.json", role=None)
     assert status == 200 and spec["asyncapi"] == "3.0.0"

@@ -51,6 +51,6 @@ async def test_the_examples_run_as_written(server: RunningServer, tmp_path: Path
     assert proc.returncode == 0 and out.decode().rstrip().endswith("DONE"), (out.decode(), err.decode())
     names = set(watcher.names())
     assert {"agent_created", "agent_action", "task_completed", "leader_elected", "consensus_decided"} <= names
-    assert {"agent_deleted", "custom.hello", "alert_triggered"} <= names
+    assert {"agent_deleted", "custom.hello", "custom.batch", "alert_triggered"} <= names
     kicked = [json.dumps(e) for e in watcher.of_type("disconnected")]
     assert kicked and "kicked" in kicked[0]

@@ -198,3 +198,22 @@ async def test_server_side_cut_reconnects_and_resumes_but_a_kick_is_final(server
     finally:
         await client.close()
         await admin.rest.close()
+
+
+async def test_publish_many_returns_the_ids_in_order_and_a_bad_item_refuses_the_batch(server: RunningServer) -> None:
+    async with ImmuneClient(server.url, token=server.token(), rooms=["agents"]) as client:
+        ids = await client.rest.ws.publish_many(
+            [{"event_type": "custom.many", "data": {"n": n}, "room": "agents"} for n in range(3)]
+        )
+        iterator = client.events()
+        received = [await asyncio.wait_for(anext(iterator), 5) for _ in ids]
+        assert ids == [1, 2, 3]
+        assert [(event.event_id, event.data) for event in received] == [(i, {"n": i - 1}) for i in ids]
+        # The shape is checked before sending; a standard type's data is checked by the server.
+        with pytest.raises(errors.ValidationFailed) as invalid:
+            await client.rest.ws.publish_many(
+                [{"event_type": "custom.ok"}, {"event_type": "agent_deleted", "data": {"agent_id": 7}}]
+            )
+        assert invalid.value.errors[0]["loc"][:3] == ["events", "1", "data"]
+        page = await client.rest.events()
+    assert [item.event_id for item in page.items] == [1, 2, 3]

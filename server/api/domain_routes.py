@@ -36,7 +36,7 @@ from server.api.keys import DOMAIN, PUBLISHER
 from server.api.security import requires
 from server.auth import Role
 
-WRITE_ERRORS = (400, 401, 403, 413, 422)
+WRITE_ERRORS = (400, 401, 403, 413, 422, 503)
 
 
 class PageQuery(BaseModel):
@@ -107,7 +107,7 @@ async def update_agent(request: web.Request) -> web.Response:
 
 
 @requires(Role.OPERATOR)
-@documented("Delete an agent", status=204, errors=(401, 403, 404), emits=("agent_deleted",), tag="agents")
+@documented("Delete an agent", status=204, errors=(401, 403, 404, 503), emits=("agent_deleted",), tag="agents")
 async def delete_agent(request: web.Request) -> web.Response:
     await request.app[DOMAIN].agents.delete(_id(request, "agent_id"))
     return web.Response(status=204)
@@ -173,7 +173,7 @@ async def update_task(request: web.Request) -> web.Response:
 @documented(
     "Run a leader election",
     response=ElectionResult,
-    errors=(401, 403),
+    errors=(401, 403, 503),
     emits=("election_triggered", "leader_elected"),
     tag="coordination",
 )
@@ -241,7 +241,9 @@ async def get_proposal(request: web.Request) -> web.Response:
 )
 async def post_alert(request: web.Request) -> web.Response:
     body = await parse_body(request, AlertRequest)
-    event = await request.app[PUBLISHER].publish(EventType.ALERT_TRIGGERED, body.model_dump(mode="json"), ["system"])
+    event = await request.app[PUBLISHER].publish(
+        EventType.ALERT_TRIGGERED, body.model_dump(mode="json"), ["system"], wait=False
+    )
     return json_response(Accepted(event_id=event.event_id), status=202)
 
 

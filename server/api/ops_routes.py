@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from server.api.bodies import json_response
 from server.api.docs import documented
-from server.api.keys import DATABASE, GATEWAY, METRICS_REGISTRY, SETTINGS
+from server.api.keys import DATABASE, GATEWAY, METRICS_REGISTRY, PUBLISHER, SETTINGS
 from server.monitor import health_checks
+
+READY_TIMEOUT_S = 2.0
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
 
 
 @documented("Liveness: the process serves requests (no token needed)", tag="operations", public=True)
 async def health(request: web.Request) -> web.Response:
     """Liveness: the process serves requests and the event loop turns."""
     gateway = request.app[GATEWAY]
-    status, checks = await health_checks(request.app[DATABASE])
+    status, checks = await health_checks(request.app[DATABASE], request.app[PUBLISHER].writer)
     return json_response(
         {
             "status": status,
@@ -27,20 +36,23 @@ async def health(request: web.Request) -> web.Response:
 
 
 @documented(
-    "Readiness: 200 when the database answers, else 503 with the reason (no token needed)",
+    "Readiness: 200 when the database answers and writes commit, else 503 with the reason (no token needed)",
     tag="operations",
     public=True,
 )
 async def ready(request: web.Request) -> web.Response:
-    """Readiness: 200 only when the database answers."""
+    """Readiness: 200 only when the database answers and the last write committed."""
+    checks: dict[str, str] = {}
     try:
-        await request.app[DATABASE].ping()
-        checks = {"database": "ok"}
-        status = 200
+        await asyncio.wait_for(request.app[DATABASE].ping(), READY_TIMEOUT_S)
+        checks["database"] = "ok"
     except Exception as exc:  # any failure means not ready; say which
-        checks = {"database": f"error: {type(exc).__name__}"}
-        status = 503
-    return json_response({"ready": status == 200, "checks": checks}, status=status)
+        checks["database"] = f"error: {type(exc).__name__}"
+    failing = request.app[PUBLISHER].writer.unavailable_reason
+    checks["writes"] = "ok" if failing is None else f"error: {failing}"
+    ok = all(value == "ok" for value in checks.values())
+    headers = {} if ok else {"Retry-After": "1"}
+    return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503, headers=headers, dumps=_dumps)
 
 
 @documented(

@@ -11,6 +11,7 @@ from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 from server.domain.errors import DomainError, InvalidInput, InvalidTransition, NotFound
+from server.events.errors import WriteRefused
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -111,6 +112,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem.response(request.path)
     except DomainError as error:
         return domain_problem(error).response(request.path)
+    except WriteRefused as refused:
+        retry = {"Retry-After": str(refused.retry_after_s)}
+        return Problem(503, refused.detail, code=refused.code, headers=retry).response(request.path)
     except web.HTTPRequestEntityTooLarge:
         return Problem(413, "request body too large").response(request.path)
     except web.HTTPException as exc:

@@ -2,59 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, RootModel, ValidationError
 
-from client_sdk.protocol import (
-    CONNECTION_EVENT_TYPES,
-    DisconnectReason,
-    EventType,
-    InfoData,
-    is_custom_type,
-    is_valid_room,
-    parse_event_data,
-)
-from server.api.bodies import json_response, parse_body
+from client_sdk.protocol import DisconnectReason, InfoData, parse_event_data
+from client_sdk.rest_models import BatchAccepted, BroadcastBatch, BroadcastRequest
+from server.api.bodies import json_response, read_json
 from server.api.docs import documented
 from server.api.keys import GATEWAY, PUBLISHER
 from server.api.problem import Problem, validation_problem
 from server.api.security import requires
 from server.auth import Role
+from server.events.writer import EventSpec
 
-
-class BroadcastRequest(BaseModel):
-    """`POST /ws/broadcast` body."""
-
-    model_config = {"extra": "forbid"}
-
-    event_type: str = Field(min_length=1, max_length=80)
-    data: dict[str, Any] = Field(default_factory=dict)
-    room: str | None = Field(default=None, max_length=80)
-    source: str = Field(default="broadcast", min_length=1, max_length=64)
-
-    @field_validator("event_type")
-    @classmethod
-    def _known_type(cls, value: str) -> str:
-        if is_custom_type(value):
-            return value
-        if value in EventType.__members__.values() and value not in CONNECTION_EVENT_TYPES:
-            return value
-        raise ValueError("must be custom.<name> ([a-z0-9_.-]{1,64}) or a standard room event type")
-
-    @field_validator("room")
-    @classmethod
-    def _known_room(cls, value: str | None) -> str | None:
-        if value is not None and not is_valid_room(value):
-            raise ValueError("unknown room")
-        return value
+M = TypeVar("M", bound=BaseModel)
 
 
 class BroadcastAccepted(BaseModel):
     """`POST /ws/broadcast` response."""
 
     event_id: int
+
+
+class BroadcastBody(RootModel[BroadcastRequest | BroadcastBatch]):
+    """`POST /ws/broadcast` body: one event, or `{events: [...]}` (up to 1 000)."""
+
+
+class BroadcastAnswer(RootModel[BroadcastAccepted | BatchAccepted]):
+    """`POST /ws/broadcast` response: `{event_id}` for one event, `{event_ids}` for a batch."""
 
 
 @requires(Role.VIEWER)
@@ -70,15 +47,42 @@ async def get_stats(request: web.Request) -> web.Response:
 @requires(Role.ADMIN)
 @documented(
     "Publish a custom or standard event",
-    body=BroadcastRequest,
-    response=BroadcastAccepted,
+    body=BroadcastBody,
+    response=BroadcastAnswer,
     status=202,
-    errors=(400, 401, 403, 413, 422),
+    errors=(400, 401, 403, 413, 422, 503),
     tag="realtime",
 )
 async def post_broadcast(request: web.Request) -> web.Response:
-    """Publish a custom or validated standard event to a room or the whole deployment."""
-    body = await parse_body(request, BroadcastRequest)
+    """Publish custom or validated standard events to a room or the whole deployment."""
+    payload = await read_json(request)
+    publisher = request.app[PUBLISHER]
+    if isinstance(payload, dict) and "events" in payload:
+        batch = _validated(BroadcastBatch, payload)
+        specs, errors = [], []
+        for index, item in enumerate(batch.events):
+            try:
+                specs.append(_spec(item))
+            except Problem as problem:
+                errors += [{**error, "loc": ["events", str(index), *error["loc"]]} for error in problem.errors or []]
+        if errors:
+            raise Problem(422, "request validation failed", errors=errors, code="invalid_request")
+        events = await publisher.publish_many(specs, wait=False)
+        return json_response(BatchAccepted(event_ids=[event.event_id for event in events]), status=202)
+    event_type, data, rooms, source = _spec(_validated(BroadcastRequest, payload))
+    event = await publisher.publish(event_type, data, rooms, source=source, wait=False)
+    return json_response(BroadcastAccepted(event_id=event.event_id), status=202)
+
+
+def _validated(model: type[M], payload: Any) -> M:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
+
+
+def _spec(body: BroadcastRequest) -> EventSpec:
+    """The event to publish, with standard types' data validated against their schema."""
     try:
         parsed = parse_event_data(body.event_type, body.data)
     except ValidationError as exc:
@@ -87,9 +91,7 @@ async def post_broadcast(request: web.Request) -> web.Response:
             error["loc"] = ["data", *error["loc"]]
         raise problem from None
     data = parsed if isinstance(parsed, dict) else parsed.model_dump(mode="json")
-    rooms = [body.room] if body.room else []
-    event = await request.app[PUBLISHER].publish(body.event_type, data, rooms, source=body.source)
-    return json_response(BroadcastAccepted(event_id=event.event_id), status=202)
+    return body.event_type, data, [body.room] if body.room else [], body.source
 
 
 @requires(Role.ADMIN)

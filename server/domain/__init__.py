@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from server.domain.agents import AgentService
 from server.domain.consensus import ConsensusService
 from server.domain.election import ElectionService
+from server.domain.ports import Reader
 from server.domain.tasks import TaskService
 from server.events.publisher import Publisher
-from server.store.db import Database
 
 
 @dataclass(slots=True)
@@ -22,11 +22,11 @@ class Domain:
     consensus: ConsensusService
 
     @classmethod
-    def build(cls, db: Database, publisher: Publisher, proposal_timeout_s: float) -> Domain:
-        """Wire the services to one database and publisher."""
+    def build(cls, reader: Reader, publisher: Publisher, proposal_timeout_s: float) -> Domain:
+        """Wire the services to one store (its reader) and publisher."""
         return cls(
-            agents=AgentService(db, publisher),
-            tasks=TaskService(db, publisher),
-            election=ElectionService(db, publisher),
-            consensus=ConsensusService(db, publisher, proposal_timeout_s),
+            agents=AgentService(reader, publisher),
+            tasks=TaskService(reader, publisher),
+            election=ElectionService(reader, publisher),
+            consensus=ConsensusService(reader, publisher, proposal_timeout_s),
         )

@@ -8,9 +8,8 @@ from typing import Any
 from client_sdk.protocol import Agent, AgentStatus, EventType, agent_rooms, utc_now
 from client_sdk.rest_models import AgentActionRequest, AgentActionResult, AgentCreate, AgentUpdate, Page
 from server.domain.errors import InvalidInput, InvalidTransition, NotFound
-from server.events.publisher import Publisher, UnitOfWork
-from server.store.db import Database
-from server.store.repositories import AgentRepository
+from server.domain.ports import DomainWork, Reader
+from server.events.publisher import Publisher
 
 NEW_AGENT_ENERGY = 100.0
 MAX_ENERGY = 100.0
@@ -42,10 +41,9 @@ def new_id(prefix: str) -> str:
 class AgentService:
     """The agent rules; every committed change is announced through the unit of work."""
 
-    def __init__(self, db: Database, publisher: Publisher) -> None:
-        self.db = db
+    def __init__(self, reader: Reader, publisher: Publisher) -> None:
+        self.reader = reader
         self.publisher = publisher
-        self.repo = AgentRepository()
 
     async def create(self, request: AgentCreate) -> Agent:
         """A new agent starts active with health 1.0 and energy 100."""
@@ -61,23 +59,26 @@ class AgentService:
             created_at=now,
             updated_at=now,
         )
-        async with self.publisher.unit_of_work() as uow:
-            await self.repo.insert(uow.conn, agent)
+
+        async def work(uow: DomainWork) -> None:
+            await uow.repos.agents.insert(agent)
             await self._announce(uow, EventType.AGENT_CREATED, agent)
+
+        await self.publisher.transact(work)
         return agent
 
     async def get(self, agent_id: str) -> Agent:
         """One agent, or NotFound."""
-        async with self.db.read() as conn:
-            agent = await self.repo.get(conn, agent_id)
+        async with self.reader.read() as repos:
+            agent = await repos.agents.get(agent_id)
         if agent is None:
             raise NotFound("agent", agent_id)
         return agent
 
     async def list(self, agent_type: str | None, status: str | None, limit: int, offset: int) -> Page[Agent]:
         """A filtered page of agents, oldest first."""
-        async with self.db.read() as conn:
-            items, total = await self.repo.page(conn, agent_type, status, limit, offset)
+        async with self.reader.read() as repos:
+            items, total = await repos.agents.page(agent_type, status, limit, offset)
         return Page[Agent](items=items, total=total, limit=limit, offset=offset)
 
     async def update(self, agent_id: str, request: AgentUpdate) -> Agent:
@@ -90,27 +91,34 @@ class AgentService:
         for field in ("status", "health", "energy", "metadata"):
             if field in changes and changes[field] is None:
                 raise InvalidInput(field, f"{field} cannot be null")
-        async with self.publisher.unit_of_work() as uow:
+
+        async def work(uow: DomainWork) -> Agent:
             current = await self._load(uow, agent_id)
             updated = current.model_copy(update={**changes, "updated_at": utc_now()})
-            await self.repo.save(uow.conn, updated)
+            await uow.repos.agents.save(updated)
             await self._announce(uow, EventType.AGENT_UPDATED, updated)
             await self._status_changed(uow, current, updated)
-        return updated
+            return updated
+
+        return await self.publisher.transact(work)
 
     async def delete(self, agent_id: str) -> None:
         """Remove an agent; emits agent_deleted."""
-        async with self.publisher.unit_of_work() as uow:
-            if not await self.repo.delete(uow.conn, agent_id):
+
+        async def work(uow: DomainWork) -> None:
+            if not await uow.repos.agents.delete(agent_id):
                 raise NotFound("agent", agent_id)
             await uow.publish(EventType.AGENT_DELETED, {"agent_id": agent_id}, agent_rooms(agent_id))
+
+        await self.publisher.transact(work)
 
     async def act(self, agent_id: str, request: AgentActionRequest) -> AgentActionResult:
         """Run an action: its status and energy effect, or a 409 when the agent cannot do it."""
         rule = ACTIONS[request.action]
         if request.action == "attack" and not request.parameters.get("target"):
             raise InvalidInput("parameters.target", "attack needs parameters.target")
-        async with self.publisher.unit_of_work() as uow:
+
+        async def work(uow: DomainWork) -> AgentActionResult:
             current = await self._load(uow, agent_id)
             if current.status == "inactive" and not rule.allowed_when_inactive:
                 raise InvalidTransition(f"an inactive agent cannot {request.action}; activate it first")
@@ -128,22 +136,24 @@ class AgentService:
             }
             if request.action == "attack":
                 result["target"] = request.parameters["target"]
-            await self.repo.save(uow.conn, updated)
+            await uow.repos.agents.save(updated)
             data = {"agent_id": agent_id, "action": request.action, "result": result}
             await uow.publish(EventType.AGENT_ACTION, data, agent_rooms(agent_id))
             await self._status_changed(uow, current, updated)
-        return AgentActionResult(agent_id=agent_id, action=request.action, result=result, agent=updated)
+            return AgentActionResult(agent_id=agent_id, action=request.action, result=result, agent=updated)
 
-    async def _load(self, uow: UnitOfWork, agent_id: str) -> Agent:
-        agent = await self.repo.get(uow.conn, agent_id)
+        return await self.publisher.transact(work)
+
+    async def _load(self, uow: DomainWork, agent_id: str) -> Agent:
+        agent = await uow.repos.agents.get(agent_id)
         if agent is None:
             raise NotFound("agent", agent_id)
         return agent
 
-    async def _announce(self, uow: UnitOfWork, event_type: EventType, agent: Agent) -> None:
+    async def _announce(self, uow: DomainWork, event_type: EventType, agent: Agent) -> None:
         await uow.publish(event_type, agent.model_dump(mode="json"), agent_rooms(agent.agent_id))
 
-    async def _status_changed(self, uow: UnitOfWork, before: Agent, after: Agent) -> None:
+    async def _status_changed(self, uow: DomainWork, before: Agent, after: Agent) -> None:
         if before.status != after.status:
             data = {"agent_id": after.agent_id, "old_status": before.status, "new_status": after.status}
             await uow.publish(EventType.AGENT_STATUS_CHANGED, data, agent_rooms(after.agent_id))

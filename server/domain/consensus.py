@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
 from client_sdk.protocol import EventType, Proposal, utc_now
 from client_sdk.rest_models import Page, ProposalCreate, VoteRequest
 from server.domain.agents import new_id
 from server.domain.errors import InvalidInput, InvalidTransition, NotFound
-from server.events.publisher import Publisher, UnitOfWork
-from server.store.db import Database
-from server.store.repositories import AgentRepository, ProposalRepository
+from server.domain.ports import DomainWork, Reader
+from server.events.publisher import Publisher
 
 COORDINATION = ["coordination"]
 EPSILON = 1e-9
@@ -35,19 +35,18 @@ def approval_rate(votes: dict[str, bool]) -> float | None:
 class ConsensusService:
     """Proposals and votes; a decision (or expiry) is announced with consensus_decided."""
 
-    def __init__(self, db: Database, publisher: Publisher, default_timeout_s: float) -> None:
-        self.db = db
+    def __init__(self, reader: Reader, publisher: Publisher, default_timeout_s: float) -> None:
+        self.reader = reader
         self.publisher = publisher
         self.default_timeout_s = default_timeout_s
-        self.repo = ProposalRepository()
-        self.agents = AgentRepository()
 
     async def propose(self, request: ProposalCreate) -> Proposal:
         """Create a proposal; inline votes may decide it at once."""
         now = utc_now()
         timeout_s = request.timeout_s if request.timeout_s is not None else self.default_timeout_s
-        async with self.publisher.unit_of_work() as uow:
-            eligible = [agent.agent_id for agent in await self.agents.eligible(uow.conn)]
+
+        async def work(uow: DomainWork) -> Proposal:
+            eligible = [agent.agent_id for agent in await uow.repos.agents.eligible()]
             strangers = sorted(set(request.votes) - set(eligible))
             if strangers:
                 raise InvalidInput("votes", f"not eligible to vote: {', '.join(strangers[:5])}")
@@ -65,30 +64,34 @@ class ConsensusService:
             )
             await uow.publish(EventType.CONSENSUS_PROPOSED, proposal.model_dump(mode="json"), COORDINATION)
             proposal = await self._settle(uow, proposal, decide(proposal.votes, len(eligible), proposal.threshold))
-            await self.repo.insert(uow.conn, proposal)
-        return proposal
+            await uow.repos.proposals.insert(proposal)
+            return proposal
+
+        return await self.publisher.transact(work)
 
     async def vote(self, proposal_id: str, request: VoteRequest) -> Proposal:
         """Record a vote; announces the decision when this vote makes one."""
-        expired = False
-        async with self.publisher.unit_of_work() as uow:
+
+        async def work(uow: DomainWork) -> tuple[Proposal, bool]:
             proposal = await self._load(uow, proposal_id)
             if proposal.status == "pending" and proposal.expires_at and proposal.expires_at <= utc_now():
                 proposal = await self._settle(uow, proposal, "expired")
-                await self.repo.save(uow.conn, proposal)
-                expired = True
-            else:
-                if proposal.status != "pending":
-                    raise InvalidTransition(f"proposal {proposal_id} is already {proposal.status}")
-                if request.agent_id not in proposal.eligible_voters:
-                    raise InvalidInput("agent_id", f"agent {request.agent_id} is not an eligible voter")
-                if request.agent_id in proposal.votes:
-                    raise InvalidTransition(f"agent {request.agent_id} has already voted")
-                votes = {**proposal.votes, request.agent_id: request.approve}
-                proposal = proposal.model_copy(update={"votes": votes, "approval_rate": approval_rate(votes)})
-                status = decide(votes, len(proposal.eligible_voters), proposal.threshold)
-                proposal = await self._settle(uow, proposal, status)
-                await self.repo.save(uow.conn, proposal)
+                await uow.repos.proposals.save(proposal)
+                return proposal, True
+            if proposal.status != "pending":
+                raise InvalidTransition(f"proposal {proposal_id} is already {proposal.status}")
+            if request.agent_id not in proposal.eligible_voters:
+                raise InvalidInput("agent_id", f"agent {request.agent_id} is not an eligible voter")
+            if request.agent_id in proposal.votes:
+                raise InvalidTransition(f"agent {request.agent_id} has already voted")
+            votes = {**proposal.votes, request.agent_id: request.approve}
+            proposal = proposal.model_copy(update={"votes": votes, "approval_rate": approval_rate(votes)})
+            status = decide(votes, len(proposal.eligible_voters), proposal.threshold)
+            proposal = await self._settle(uow, proposal, status)
+            await uow.repos.proposals.save(proposal)
+            return proposal, False
+
+        proposal, expired = await self.publisher.transact(work)
         if expired:  # the expiry committed; the vote itself came too late
             raise InvalidTransition(f"proposal {proposal_id} has expired")
         return proposal
@@ -96,39 +99,44 @@ class ConsensusService:
     async def expire_due(self, now: datetime | None = None) -> int:
         """Expire every pending proposal past its timeout; returns how many."""
         now = now or utc_now()
-        async with self.db.read() as conn:
-            due = await self.repo.expired_ids(conn, now)
-        expired = 0
-        for proposal_id in due:
-            async with self.publisher.unit_of_work() as uow:
-                proposal = await self.repo.get(uow.conn, proposal_id)
-                if proposal is None or proposal.status != "pending":
-                    continue  # decided by a vote meanwhile
-                await self.repo.save(uow.conn, await self._settle(uow, proposal, "expired"))
-                expired += 1
-        return expired
+        async with self.reader.read() as repos:
+            due = await repos.proposals.expired_ids(now)
+
+        async def expire(uow: DomainWork, proposal_id: str) -> bool:
+            proposal = await uow.repos.proposals.get(proposal_id)
+            if proposal is None or proposal.status != "pending":
+                return False  # decided by a vote meanwhile
+            await uow.repos.proposals.save(await self._settle(uow, proposal, "expired"))
+            return True
+
+        # The server's own job: it waits for room in the writer's queue rather than being refused.
+        outcomes = [
+            await self.publisher.transact(functools.partial(expire, proposal_id=proposal_id), wait=True)
+            for proposal_id in due
+        ]
+        return sum(outcomes)
 
     async def get(self, proposal_id: str) -> Proposal:
         """One proposal, or NotFound."""
-        async with self.db.read() as conn:
-            proposal = await self.repo.get(conn, proposal_id)
+        async with self.reader.read() as repos:
+            proposal = await repos.proposals.get(proposal_id)
         if proposal is None:
             raise NotFound("proposal", proposal_id)
         return proposal
 
     async def list(self, status: str | None, limit: int, offset: int) -> Page[Proposal]:
         """A page of proposals, oldest first."""
-        async with self.db.read() as conn:
-            items, total = await self.repo.page(conn, status, limit, offset)
+        async with self.reader.read() as repos:
+            items, total = await repos.proposals.page(status, limit, offset)
         return Page[Proposal](items=items, total=total, limit=limit, offset=offset)
 
-    async def _load(self, uow: UnitOfWork, proposal_id: str) -> Proposal:
-        proposal = await self.repo.get(uow.conn, proposal_id)
+    async def _load(self, uow: DomainWork, proposal_id: str) -> Proposal:
+        proposal = await uow.repos.proposals.get(proposal_id)
         if proposal is None:
             raise NotFound("proposal", proposal_id)
         return proposal
 
-    async def _settle(self, uow: UnitOfWork, proposal: Proposal, status: str) -> Proposal:
+    async def _settle(self, uow: DomainWork, proposal: Proposal, status: str) -> Proposal:
         if status == "pending":
             return proposal
         decided = proposal.model_copy(update={"status": status, "decided_at": utc_now()})

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from client_sdk.protocol import Agent, EventType, utc_now
 from client_sdk.rest_models import ElectionResult, ElectionState
+from server.domain.ports import DomainWork, Reader
 from server.events.publisher import Publisher
-from server.store.db import Database
-from server.store.repositories import AgentRepository, ElectionRepository
 
 COORDINATION = ["coordination"]
 
@@ -24,28 +23,31 @@ def choose_leader(current_leader: str | None, eligible: list[Agent]) -> str | No
 class ElectionService:
     """Runs elections; each trigger increments the term."""
 
-    def __init__(self, db: Database, publisher: Publisher) -> None:
-        self.db = db
+    def __init__(self, reader: Reader, publisher: Publisher) -> None:
+        self.reader = reader
         self.publisher = publisher
-        self.repo = ElectionRepository()
-        self.agents = AgentRepository()
 
     async def state(self) -> ElectionState:
         """The current term and leader."""
-        async with self.db.read() as conn:
-            return await self.repo.get(conn)
+        async with self.reader.read() as repos:
+            return await repos.election.get()
 
     async def trigger(self) -> ElectionResult:
         """Run an election: election_triggered, plus leader_elected when the leader changed."""
-        async with self.publisher.unit_of_work() as uow:
-            state = await self.repo.get(uow.conn)
-            leader = choose_leader(state.leader_id, await self.agents.eligible(uow.conn))
+
+        async def work(uow: DomainWork) -> ElectionResult:
+            state = await uow.repos.election.get()
+            leader = choose_leader(state.leader_id, await uow.repos.agents.eligible())
             changed = leader != state.leader_id
             term = state.term + 1
             elected_at = utc_now() if changed else state.elected_at
-            await self.repo.save(uow.conn, ElectionState(term=term, leader_id=leader, elected_at=elected_at))
+            await uow.repos.election.save(ElectionState(term=term, leader_id=leader, elected_at=elected_at))
             await uow.publish(EventType.ELECTION_TRIGGERED, {"term": term}, COORDINATION)
             if changed:
                 data = {"leader_id": leader, "previous_leader_id": state.leader_id, "term": term}
                 await uow.publish(EventType.LEADER_ELECTED, data, COORDINATION)
-        return ElectionResult(term=term, leader_id=leader, previous_leader_id=state.leader_id, leader_changed=changed)
+            return ElectionResult(
+                term=term, leader_id=leader, previous_leader_id=state.leader_id, leader_changed=changed
+            )
+
+        return await self.publisher.transact(work)

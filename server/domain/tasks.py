@@ -6,9 +6,8 @@ from client_sdk.protocol import EventType, Task, TaskStatus, task_rooms, utc_now
 from client_sdk.rest_models import Page, TaskCreate, TaskUpdate
 from server.domain.agents import new_id
 from server.domain.errors import InvalidInput, InvalidTransition, NotFound
-from server.events.publisher import Publisher, UnitOfWork
-from server.store.db import Database
-from server.store.repositories import AgentRepository, TaskRepository
+from server.domain.ports import DomainWork, Reader
+from server.events.publisher import Publisher
 
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     "pending": frozenset({"assigned", "cancelled"}),
@@ -31,11 +30,9 @@ STATUS_EVENTS: dict[TaskStatus, EventType] = {
 class TaskService:
     """The task state machine; every committed transition is announced."""
 
-    def __init__(self, db: Database, publisher: Publisher) -> None:
-        self.db = db
+    def __init__(self, reader: Reader, publisher: Publisher) -> None:
+        self.reader = reader
         self.publisher = publisher
-        self.repo = TaskRepository()
-        self.agents = AgentRepository()
 
     async def create(self, request: TaskCreate) -> Task:
         """A new task is pending; with `agent_id` it is assigned at once (task_created + task_assigned)."""
@@ -49,36 +46,40 @@ class TaskService:
             created_at=now,
             updated_at=now,
         )
-        async with self.publisher.unit_of_work() as uow:
+
+        async def work(uow: DomainWork) -> Task:
             if request.agent_id is not None:
                 await self._check_assignable(uow, request.agent_id)
-            await self.repo.insert(uow.conn, task)
+            await uow.repos.tasks.insert(task)
             await uow.publish(EventType.TASK_CREATED, task.model_dump(mode="json"), task_rooms(task.task_id))
-            if request.agent_id is not None:
-                assigned = task.model_copy(update={"status": "assigned", "agent_id": request.agent_id})
-                await self.repo.save(uow.conn, assigned)
-                await self._announce(uow, task, assigned)
-                task = assigned
-        return task
+            if request.agent_id is None:
+                return task
+            assigned = task.model_copy(update={"status": "assigned", "agent_id": request.agent_id})
+            await uow.repos.tasks.save(assigned)
+            await self._announce(uow, task, assigned)
+            return assigned
+
+        return await self.publisher.transact(work)
 
     async def get(self, task_id: str) -> Task:
         """One task, or NotFound."""
-        async with self.db.read() as conn:
-            task = await self.repo.get(conn, task_id)
+        async with self.reader.read() as repos:
+            task = await repos.tasks.get(task_id)
         if task is None:
             raise NotFound("task", task_id)
         return task
 
     async def list(self, status: str | None, limit: int, offset: int) -> Page[Task]:
         """A filtered page of tasks, oldest first."""
-        async with self.db.read() as conn:
-            items, total = await self.repo.page(conn, status, limit, offset)
+        async with self.reader.read() as repos:
+            items, total = await repos.tasks.page(status, limit, offset)
         return Page[Task](items=items, total=total, limit=limit, offset=offset)
 
     async def transition(self, task_id: str, request: TaskUpdate) -> Task:
         """Move a task to `request.status` if the state machine allows it; emits task_<status>."""
-        async with self.publisher.unit_of_work() as uow:
-            current = await self.repo.get(uow.conn, task_id)
+
+        async def work(uow: DomainWork) -> Task:
+            current = await uow.repos.tasks.get(task_id)
             if current is None:
                 raise NotFound("task", task_id)
             target = request.status
@@ -97,18 +98,20 @@ class TaskService:
             if request.error is not None:
                 changes["error"] = request.error
             updated = current.model_copy(update=changes)
-            await self.repo.save(uow.conn, updated)
+            await uow.repos.tasks.save(updated)
             await self._announce(uow, current, updated)
-        return updated
+            return updated
 
-    async def _check_assignable(self, uow: UnitOfWork, agent_id: str) -> None:
-        agent = await self.agents.get(uow.conn, agent_id)
+        return await self.publisher.transact(work)
+
+    async def _check_assignable(self, uow: DomainWork, agent_id: str) -> None:
+        agent = await uow.repos.agents.get(agent_id)
         if agent is None:
             raise InvalidInput("agent_id", f"agent {agent_id} does not exist")
         if agent.status == "inactive":
             raise InvalidTransition(f"agent {agent_id} is inactive and cannot take tasks")
 
-    async def _announce(self, uow: UnitOfWork, before: Task, after: Task) -> None:
+    async def _announce(self, uow: DomainWork, before: Task, after: Task) -> None:
         data = {
             "task_id": after.task_id,
             "old_status": before.status,

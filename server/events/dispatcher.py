@@ -23,6 +23,14 @@ class EventSink(Protocol):
         ...
 
 
+class BatchEventSink(EventSink, Protocol):
+    """A sink that also takes a run of consecutive events at once (the fan-out: one write per socket)."""
+
+    def deliver_many(self, events: list[PublishedEvent]) -> None:
+        """Send these events, in order, to every connection that should receive each."""
+        ...
+
+
 class Dispatcher:
     """Orders committed events by id and delivers each exactly once, without gaps.
 
@@ -59,18 +67,30 @@ class Dispatcher:
         self._drain()
 
     def _drain(self) -> None:
+        ready: list[PublishedEvent] = []
         while self._pending and self._pending[0][0] <= self.last_delivered + 1:
             event_id, event = heapq.heappop(self._pending)
             if event_id <= self.last_delivered:
                 continue
             self.last_delivered = event_id
-            for sink in self._sinks:
-                try:
-                    sink.deliver(event)
-                except Exception:  # one failing sink must not stall the stream
-                    log.exception("sink_failed", event_id=event_id)
+            ready.append(event)
+        if ready:
+            self._deliver(ready)
         if self._pending and (self._gap_task is None or self._gap_task.done()):
             self._gap_task = asyncio.get_running_loop().create_task(self._fill_gap())
+
+    def _deliver(self, ready: list[PublishedEvent]) -> None:
+        """Hand a run of consecutive events to every sink: all at once to a sink that takes batches."""
+        for sink in self._sinks:
+            deliver_many = getattr(sink, "deliver_many", None)
+            try:
+                if deliver_many is not None and len(ready) > 1:
+                    deliver_many(ready)
+                else:
+                    for event in ready:
+                        sink.deliver(event)
+            except Exception:  # one failing sink must not stall the stream
+                log.exception("sink_failed", first_event_id=ready[0].event_id, count=len(ready))
 
     async def _fill_gap(self) -> None:
         await asyncio.sleep(self._gap_timeout_s)

@@ -1,17 +1,16 @@
-"""The publisher interface the domain and REST call, and its transactional implementation."""
+"""The publisher interface the domain and REST call, backed by the group-commit writer."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
-from typing import Any, Protocol
-
-from sqlalchemy.ext.asyncio import AsyncConnection
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 from server.events.dispatcher import Dispatcher
 from server.events.log import EventLog
 from server.events.model import PublishedEvent
-from server.store.db import Database
+from server.events.writer import EventSpec, GroupCommitWriter, Work
+
+T = TypeVar("T")
 
 
 class EventPublisher(Protocol):
@@ -24,44 +23,35 @@ class EventPublisher(Protocol):
         ...
 
 
-class UnitOfWork:
-    """One database transaction: domain writes plus the events that announce them."""
-
-    def __init__(self, conn: AsyncConnection, log: EventLog) -> None:
-        self.conn = conn
-        self._log = log
-        self.events: list[PublishedEvent] = []
-
-    async def publish(
-        self, event_type: str, data: Mapping[str, Any], rooms: Sequence[str] = (), *, source: str = "api"
-    ) -> PublishedEvent:
-        """Append the event to the log in this transaction; dispatched after commit."""
-        event = await self._log.append(self.conn, str(event_type), dict(data), rooms, source)
-        self.events.append(event)
-        return event
-
-
 class Publisher:
-    """Opens units of work and hands committed events to the dispatcher."""
+    """Hands units of work and events to the writer; committed events reach the dispatcher."""
 
-    def __init__(self, db: Database, log: EventLog, dispatcher: Dispatcher) -> None:
-        self.db = db
+    def __init__(self, writer: GroupCommitWriter, log: EventLog, dispatcher: Dispatcher) -> None:
+        self.writer = writer
         self.log = log
         self.dispatcher = dispatcher
 
-    @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
-        """A transaction whose events are dispatched once, and only if, it commits."""
-        async with self.db.transaction() as conn:
-            uow = UnitOfWork(conn, self.log)
-            yield uow
-        # Reached only after a successful commit. A crash right here loses no event: it is
-        # in the log, so resuming clients replay it and the dispatcher's gap check fetches it.
-        self.dispatcher.submit(uow.events)
+    async def transact(self, work: Work[T], *, wait: bool = False) -> T:
+        """Run `work` (domain writes plus the events announcing them) in its own savepoint of the next batch.
+
+        The result comes back after the commit that holds it. `wait=False` (a client's request) is
+        refused with Overloaded or StoreUnavailable rather than queued without bound.
+        """
+        return await self.writer.transact(work, wait=wait)
 
     async def publish(
-        self, event_type: str, data: Mapping[str, Any], rooms: Sequence[str] = (), *, source: str = "api"
+        self,
+        event_type: str,
+        data: Mapping[str, Any],
+        rooms: Sequence[str] = (),
+        *,
+        source: str = "api",
+        wait: bool = True,
     ) -> PublishedEvent:
-        """Publish one event in its own transaction."""
-        async with self.unit_of_work() as uow:
-            return await uow.publish(event_type, data, rooms, source=source)
+        """Publish one event; returns it with its id once committed."""
+        (event,) = await self.writer.append([(str(event_type), dict(data), rooms, source)], wait=wait)
+        return event
+
+    async def publish_many(self, specs: Sequence[EventSpec], *, wait: bool = False) -> list[PublishedEvent]:
+        """Publish several events in one unit: all commit together, with consecutive ids."""
+        return await self.writer.append(specs, wait=wait)

@@ -473,6 +473,15 @@ class RealtimeGateway:
         self.metrics.events_published.labels(event_type=event.event_type).inc()
         self.metrics.deliveries.inc(sent)
 
+    def deliver_many(self, events: list[PublishedEvent]) -> None:
+        """EventSink: emit several committed events in id order, one transport write per WebSocket recipient."""
+        items = [(event.event_type, event.envelope(), target_rooms(event.rooms, event.event_type)) for event in events]
+        counts = self.manager.emit_many(NAMESPACE, items)
+        self.stats.events_published += len(events)
+        for event in events:
+            self.metrics.events_published.labels(event_type=event.event_type).inc()
+        self.metrics.deliveries.inc(sum(counts))
+
     def send_direct(self, conn: Connection, event_type: EventType, data: dict[str, Any], force: bool = False) -> None:
         """Send a connection-only event (`connected`, `disconnected`, `error`): event_id null.
 

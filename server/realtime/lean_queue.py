@@ -13,8 +13,8 @@ Engine.IO's `poll()` takes one item with `get()` and then everything else with `
 and a long-polling GET answers all of it in one response body, encoded for that connection
 alone. A queued replay can hold megabytes of frames shared with other connections; so that one
 response never copies all of them, `get_nowait()` reports the queue empty once the items taken
-since the last `get()` hold `MAX_BATCH_BYTES`: the rest goes in the next poll (or, on a
-WebSocket, the writer's next round).
+since the last `get()` hold `MAX_BATCH_BYTES` or number `MAX_PACKETS_PER_POLL`: the rest goes in
+the next poll (or, on a WebSocket, the writer's next round).
 """
 
 from __future__ import annotations
@@ -25,6 +25,14 @@ from typing import Any
 MAX_BATCH_BYTES = 1 << 20
 """Payload bytes one `poll()` takes from the queue (at least one item, whatever its size)."""
 
+MAX_PACKETS_PER_POLL = 16
+"""Most packets Engine.IO takes in one drain (one long-polling response, one WebSocket send round).
+
+python-engineio's client refuses a polling payload of more than 16 packets (`Payload.
+max_decode_packets`) and drops the connection; group commit hands the fan-out many events at once,
+so one poll could otherwise hold hundreds. The rest go in the next response, in order.
+"""
+
 
 def _size(item: Any) -> int:
     data = getattr(item, "data", None)
@@ -34,7 +42,7 @@ def _size(item: Any) -> int:
 class LeanQueue:
     """An unbounded FIFO with asyncio.Queue's interface, as Engine.IO uses it."""
 
-    __slots__ = ("_batch", "_bulk", "_finished", "_getters", "_queue", "_unfinished")
+    __slots__ = ("_batch", "_bulk", "_drained", "_finished", "_getters", "_queue", "_unfinished")
 
     def __init__(self, maxsize: int = 0) -> None:
         if maxsize:
@@ -44,6 +52,7 @@ class LeanQueue:
         self._unfinished = 0
         self._finished: asyncio.Event | None = None  # made on the first join() that must wait
         self._batch = 0  # payload bytes taken since the last get()
+        self._drained = 0  # items taken since the last `get`: Engine.IO's poll is one get, then get_nowait
         self._bulk = 0  # queued items put with `put_bulk` (a replay), not counted by `live_size`
 
     def qsize(self) -> int:
@@ -82,6 +91,7 @@ class LeanQueue:
             if not getter.done():
                 getter.set_result(item)
                 self._batch = _size(item)
+                self._drained = 1
                 return
         self._queue.append(item)
 
@@ -90,14 +100,15 @@ class LeanQueue:
         self.put_nowait(item)
 
     def get_nowait(self) -> Any:
-        """The oldest item; raises `asyncio.QueueEmpty` when there is none or this batch is full."""
+        """The oldest item; raises `asyncio.QueueEmpty` when there is none or this drain is full."""
         if not self._queue:
             self._batch = 0
             raise asyncio.QueueEmpty
-        if self._batch >= MAX_BATCH_BYTES:
+        if self._batch >= MAX_BATCH_BYTES or self._drained >= MAX_PACKETS_PER_POLL:
             raise asyncio.QueueEmpty
         item = self._take()
         self._batch += _size(item)
+        self._drained += 1
         return item
 
     def get(self) -> asyncio.Future[Any]:
@@ -106,6 +117,7 @@ class LeanQueue:
         if self._queue:
             item = self._take()
             self._batch = _size(item)
+            self._drained = 1
             future.set_result(item)
         else:
             self._getters.append(future)

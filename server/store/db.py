@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
@@ -15,32 +17,45 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+SqliteSynchronous = Literal["full", "normal"]
 
 
 class Database:
     """Owns the async engine; hands out write transactions that are serialized on SQLite."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, synchronous: SqliteSynchronous = "full", busy_timeout_s: float = 2.0) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        options: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
+        options: dict[str, Any] = {
+            "pool_pre_ping": not self.is_sqlite,
+            "json_serializer": _json_dumps,
+            "json_deserializer": orjson.loads,
+        }
         if self.is_sqlite:
-            options["connect_args"] = {"timeout": 30}
+            # How long a statement waits for another process's lock before failing (then the
+            # writer answers 503 `unavailable` rather than holding every caller for 30 s).
+            options["connect_args"] = {"timeout": busy_timeout_s}
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            pragmas = functools.partial(_sqlite_pragmas, synchronous.upper(), int(busy_timeout_s * 1000))
+            event.listen(self.engine.sync_engine, "connect", pragmas)
         # SQLite allows one writer; serializing writers in-process avoids "database is locked"
         # retries. PostgreSQL needs no such lock: the log counter's row lock orders commits.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: commits on normal exit, rolls back on exception."""
+    async def write_lock(self) -> AsyncIterator[None]:
+        """Held around every write transaction of this process on SQLite (a no-op on PostgreSQL)."""
         if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
+            yield
             return
-        async with self._write_lock, self.engine.begin() as conn:
+        async with self._write_lock:
+            yield
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction outside the event writer (retention): commits on normal exit."""
+        async with self.write_lock(), self.engine.begin() as conn:
             yield conn
 
     @asynccontextmanager
@@ -79,10 +94,16 @@ def _upgrade_to_head(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _sqlite_pragmas(synchronous: str, busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: a commit is on disk when it returns (one fsync of the WAL per group commit); NORMAL
+    # survives a crash of this process but may lose the last commits on power loss.
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.close()

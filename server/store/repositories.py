@@ -1,16 +1,33 @@
-"""Row ↔ model mapping for the domain tables (SQLAlchemy Core; the same SQL on SQLite and PostgreSQL)."""
+"""Row ↔ model mapping for the domain tables (SQLAlchemy Core; the same SQL on SQLite and PostgreSQL).
+
+Each repository is bound to one connection; `SqlRepositories` bundles them for a unit of work or a
+read, and implements the domain's `Repositories` port.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from client_sdk.protocol import Agent, Proposal, Task
 from client_sdk.rest_models import ElectionState
+from server.store.db import Database
 from server.store.tables import agents, election, proposals, tasks
+
+# Built once: constructing and cache-keying a statement per call costs more than running it.
+# An UPDATE's SET clause is the parameters given, so one statement serves every save.
+_INSERT_AGENTS, _INSERT_TASKS, _INSERT_PROPOSALS = insert(agents), insert(tasks), insert(proposals)
+_GET_AGENTS = select(agents).where(agents.c.id == bindparam("b_id"))
+_GET_TASKS = select(tasks).where(tasks.c.id == bindparam("b_id"))
+_GET_PROPOSALS = select(proposals).where(proposals.c.id == bindparam("b_id"))
+_SAVE_AGENTS = update(agents).where(agents.c.id == bindparam("b_id"))
+_SAVE_TASKS = update(tasks).where(tasks.c.id == bindparam("b_id"))
+_SAVE_PROPOSALS = update(proposals).where(proposals.c.id == bindparam("b_id"))
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -67,43 +84,46 @@ def _proposal(row: Any) -> Proposal:
 class AgentRepository:
     """The `agents` table."""
 
-    async def insert(self, conn: AsyncConnection, agent: Agent) -> None:
-        await conn.execute(insert(agents).values(**_agent_row(agent)))
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
 
-    async def get(self, conn: AsyncConnection, agent_id: str) -> Agent | None:
-        row = (await conn.execute(select(agents).where(agents.c.id == agent_id))).mappings().first()
+    async def insert(self, agent: Agent) -> None:
+        await self.conn.execute(_INSERT_AGENTS, _agent_row(agent))
+
+    async def get(self, agent_id: str) -> Agent | None:
+        row = (await self.conn.execute(_GET_AGENTS, {"b_id": agent_id})).mappings().first()
         return _agent(row) if row else None
 
-    async def save(self, conn: AsyncConnection, agent: Agent) -> None:
+    async def save(self, agent: Agent) -> None:
         values = _agent_row(agent)
         del values["id"]
-        await conn.execute(update(agents).where(agents.c.id == agent.agent_id).values(**values))
+        await self.conn.execute(_SAVE_AGENTS, {**values, "b_id": agent.agent_id})
 
-    async def delete(self, conn: AsyncConnection, agent_id: str) -> bool:
-        result = await conn.execute(agents.delete().where(agents.c.id == agent_id))
+    async def delete(self, agent_id: str) -> bool:
+        result = await self.conn.execute(agents.delete().where(agents.c.id == agent_id))
         return bool(result.rowcount)
 
     async def page(
-        self, conn: AsyncConnection, agent_type: str | None, status: str | None, limit: int, offset: int
+        self, agent_type: str | None, status: str | None, limit: int, offset: int
     ) -> tuple[list[Agent], int]:
         query = select(agents)
         if agent_type:
             query = query.where(agents.c.agent_type == agent_type)
         if status:
             query = query.where(agents.c.status == status)
-        total = (await conn.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-        rows = await conn.execute(query.order_by(agents.c.created_at, agents.c.id).limit(limit).offset(offset))
+        total = (await self.conn.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+        rows = await self.conn.execute(query.order_by(agents.c.created_at, agents.c.id).limit(limit).offset(offset))
         return [_agent(row) for row in rows.mappings()], int(total)
 
-    async def eligible(self, conn: AsyncConnection) -> list[Agent]:
+    async def eligible(self) -> list[Agent]:
         """Agents that are not inactive, oldest first."""
-        rows = await conn.execute(
+        rows = await self.conn.execute(
             select(agents).where(agents.c.status != "inactive").order_by(agents.c.created_at, agents.c.id)
         )
         return [_agent(row) for row in rows.mappings()]
 
-    async def count_by_status(self, conn: AsyncConnection) -> dict[str, int]:
-        rows = await conn.execute(select(agents.c.status, func.count()).group_by(agents.c.status))
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self.conn.execute(select(agents.c.status, func.count()).group_by(agents.c.status))
         return {status: int(count) for status, count in rows}
 
 
@@ -124,28 +144,31 @@ def _agent_row(agent: Agent) -> dict[str, Any]:
 class TaskRepository:
     """The `tasks` table."""
 
-    async def insert(self, conn: AsyncConnection, task: Task) -> None:
-        await conn.execute(insert(tasks).values(**_task_row(task)))
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
 
-    async def get(self, conn: AsyncConnection, task_id: str) -> Task | None:
-        row = (await conn.execute(select(tasks).where(tasks.c.id == task_id))).mappings().first()
+    async def insert(self, task: Task) -> None:
+        await self.conn.execute(_INSERT_TASKS, _task_row(task))
+
+    async def get(self, task_id: str) -> Task | None:
+        row = (await self.conn.execute(_GET_TASKS, {"b_id": task_id})).mappings().first()
         return _task(row) if row else None
 
-    async def save(self, conn: AsyncConnection, task: Task) -> None:
+    async def save(self, task: Task) -> None:
         values = _task_row(task)
         del values["id"]
-        await conn.execute(update(tasks).where(tasks.c.id == task.task_id).values(**values))
+        await self.conn.execute(_SAVE_TASKS, {**values, "b_id": task.task_id})
 
-    async def page(self, conn: AsyncConnection, status: str | None, limit: int, offset: int) -> tuple[list[Task], int]:
+    async def page(self, status: str | None, limit: int, offset: int) -> tuple[list[Task], int]:
         query = select(tasks)
         if status:
             query = query.where(tasks.c.status == status)
-        total = (await conn.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-        rows = await conn.execute(query.order_by(tasks.c.created_at, tasks.c.id).limit(limit).offset(offset))
+        total = (await self.conn.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+        rows = await self.conn.execute(query.order_by(tasks.c.created_at, tasks.c.id).limit(limit).offset(offset))
         return [_task(row) for row in rows.mappings()], int(total)
 
-    async def count_by_status(self, conn: AsyncConnection) -> dict[str, int]:
-        rows = await conn.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status))
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self.conn.execute(select(tasks.c.status, func.count()).group_by(tasks.c.status))
         return {status: int(count) for status, count in rows}
 
 
@@ -167,12 +190,15 @@ def _task_row(task: Task) -> dict[str, Any]:
 class ElectionRepository:
     """The single-row `election` table."""
 
-    async def get(self, conn: AsyncConnection) -> ElectionState:
-        row = (await conn.execute(select(election).where(election.c.id == 1))).mappings().one()
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def get(self) -> ElectionState:
+        row = (await self.conn.execute(select(election).where(election.c.id == 1))).mappings().one()
         return ElectionState(term=row["term"], leader_id=row["leader_id"], elected_at=_utc(row["elected_at"]))
 
-    async def save(self, conn: AsyncConnection, state: ElectionState) -> None:
-        await conn.execute(
+    async def save(self, state: ElectionState) -> None:
+        await self.conn.execute(
             update(election)
             .where(election.c.id == 1)
             .values(term=state.term, leader_id=state.leader_id, elected_at=state.elected_at)
@@ -182,30 +208,33 @@ class ElectionRepository:
 class ProposalRepository:
     """The `proposals` table."""
 
-    async def insert(self, conn: AsyncConnection, proposal: Proposal) -> None:
-        await conn.execute(insert(proposals).values(**_proposal_row(proposal)))
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
 
-    async def get(self, conn: AsyncConnection, proposal_id: str) -> Proposal | None:
-        row = (await conn.execute(select(proposals).where(proposals.c.id == proposal_id))).mappings().first()
+    async def insert(self, proposal: Proposal) -> None:
+        await self.conn.execute(_INSERT_PROPOSALS, _proposal_row(proposal))
+
+    async def get(self, proposal_id: str) -> Proposal | None:
+        row = (await self.conn.execute(_GET_PROPOSALS, {"b_id": proposal_id})).mappings().first()
         return _proposal(row) if row else None
 
-    async def save(self, conn: AsyncConnection, proposal: Proposal) -> None:
+    async def save(self, proposal: Proposal) -> None:
         values = _proposal_row(proposal)
         del values["id"]
-        await conn.execute(update(proposals).where(proposals.c.id == proposal.proposal_id).values(**values))
+        await self.conn.execute(_SAVE_PROPOSALS, {**values, "b_id": proposal.proposal_id})
 
-    async def page(
-        self, conn: AsyncConnection, status: str | None, limit: int, offset: int
-    ) -> tuple[list[Proposal], int]:
+    async def page(self, status: str | None, limit: int, offset: int) -> tuple[list[Proposal], int]:
         query = select(proposals)
         if status:
             query = query.where(proposals.c.status == status)
-        total = (await conn.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-        rows = await conn.execute(query.order_by(proposals.c.created_at, proposals.c.id).limit(limit).offset(offset))
+        total = (await self.conn.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+        rows = await self.conn.execute(
+            query.order_by(proposals.c.created_at, proposals.c.id).limit(limit).offset(offset)
+        )
         return [_proposal(row) for row in rows.mappings()], int(total)
 
-    async def expired_ids(self, conn: AsyncConnection, now: datetime) -> list[str]:
-        rows = await conn.execute(
+    async def expired_ids(self, now: datetime) -> list[str]:
+        rows = await self.conn.execute(
             select(proposals.c.id).where(proposals.c.status == "pending", proposals.c.expires_at <= now)
         )
         return [row[0] for row in rows]
@@ -225,3 +254,26 @@ def _proposal_row(proposal: Proposal) -> dict[str, Any]:
         "expires_at": proposal.expires_at,
         "decided_at": proposal.decided_at,
     }
+
+
+class SqlRepositories:
+    """Every domain repository on one connection (a unit of work's, or a read's)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.agents = AgentRepository(conn)
+        self.tasks = TaskRepository(conn)
+        self.election = ElectionRepository(conn)
+        self.proposals = ProposalRepository(conn)
+
+
+class SqlReader:
+    """Read-only repositories on a pooled connection: `async with reader.read() as repos`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqlRepositories]:
+        """Repositories on a read connection, returned to the pool after the block."""
+        async with self._db.read() as conn:
+            yield SqlRepositories(conn)
