@@ -92,6 +92,17 @@ class Settings(BaseSettings):
     event_retention_count: int = Field(100_000, ge=1, description="Events kept in the log")
     event_retention_seconds: float = Field(86_400.0, gt=0, description="Oldest event age kept")
     replay_cap: int = Field(10_000, ge=1, description="Most events replayed on one resume")
+    replay_max_bytes: int = Field(
+        8 << 20, ge=1024, description="Most encoded bytes replayed on one resume (more: recovered false)"
+    )
+    replay_budget_bytes: int = Field(
+        64 << 20,
+        ge=1024,
+        description="Encoded replay bytes all connections may have waiting at once, shared frames counted once",
+    )
+    replay_cache_bytes: int = Field(
+        16 << 20, ge=0, description="Encoded frames kept after their replays are sent, for the next resume"
+    )
     retention_interval_s: float = Field(60.0, gt=0, description="How often retention prunes the log")
     sqlite_synchronous: Literal["full", "normal"] = Field(
         "full",

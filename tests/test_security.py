@@ -112,10 +112,14 @@ async def test_role_boundaries_on_each_route_class(server: RunningServer) -> Non
         for role, status_expected in expected.items():
             status, _, _ = await rest(server, method, path, role=role, json=body)
             assert status == status_expected, (method, path, role)
-    # A token with no known role is a viewer of nothing.
-    nobody = hs_token(base_claims(roles=["janitor"]))
+    # A well-formed token that holds no role is a viewer of nothing; an unknown role name is a
+    # malformed token (SPEC §7).
+    nobody = hs_token(base_claims(roles=[]))
     status, _, _ = await rest(server, "GET", "/agents", role=None, headers={"Authorization": f"Bearer {nobody}"})
     assert status == 403
+    janitor = hs_token(base_claims(roles=["janitor"]))
+    status, _, _ = await rest(server, "GET", "/agents", role=None, headers={"Authorization": f"Bearer {janitor}"})
+    assert status == 401
 
 
 async def test_rooms_claim_narrows_joinable_rooms(server: RunningServer) -> None:

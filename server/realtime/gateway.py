@@ -28,7 +28,7 @@ from client_sdk.protocol import (
     is_valid_room,
     utc_now,
 )
-from server.auth import AuthError, Identity, TokenAuthority
+from server.auth import AuthError, Identity, Role, TokenAuthority
 from server.client_address import ClientAddresses
 from server.config import Settings
 from server.events.dispatcher import Dispatcher
@@ -43,6 +43,7 @@ from server.realtime.errors import ProtocolError
 from server.realtime.limits import KeyedBuckets, TokenBucket, json_depth
 from server.realtime.manager import FanoutManager, record_websockets, transport_of, unsent_bytes
 from server.realtime.reaper import ConnectionReaper
+from server.realtime.replay_frames import ReplayFrames
 from server.realtime.requests import ClientRequests
 from server.realtime.resume import RecentEvents, ResumePlan, ResumePlanner
 from server.realtime.rooms import membership_rooms, target_rooms
@@ -115,7 +116,12 @@ class RealtimeGateway:
         self.requests = ClientRequests(self)
         self.recent = RecentEvents()
         dispatcher.add_sink(self.recent)
-        self.resumer = ResumePlanner(event_log, dispatcher, self.recent, settings.replay_cap)
+        self.replay_frames = ReplayFrames(self._encode_event, settings.replay_budget_bytes, settings.replay_cache_bytes)
+        self.resumer = ResumePlanner(
+            event_log, dispatcher, self.recent, self.replay_frames, settings.replay_cap, settings.replay_max_bytes
+        )
+        metrics.replay_bytes.set_function(lambda: self.replay_frames.pinned_bytes)
+        metrics.replay_cache_bytes.set_function(lambda: self.replay_frames.idle_bytes)
         self.watchdog = SendWatchdog(settings.send_timeout_s, self._sending, self._on_overflow)
         self.reaper = ConnectionReaper(
             lambda: self.connections.values(), self._close_soon, settings.idle_timeout_s, settings.jwt_leeway_s
@@ -174,13 +180,31 @@ class RealtimeGateway:
             self.metrics.refused.labels(code=exc.code.value).inc()
             log.info("connect_refused", code=exc.code.value, reason=exc.message)
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_connect_error()) from None
-        if request.last_event_id is not None:
-            conn.resume = await self.resumer.plan(
-                request.last_event_id, request.epoch, self.epoch, conn.rooms, conn.event_types
-            )
+        # Registered before the backlog is read: concurrent connects of one user count against its
+        # limit, and a close meanwhile (a shutdown) finds the connection; its replay is then released.
         self.connections[sid] = conn
         self.connections_per_user[conn.identity.subject] += 1
+        if request.last_event_id is not None:
+            try:
+                plan = await self.resumer.plan(
+                    request.last_event_id, request.epoch, self.epoch, conn.rooms, conn.event_types
+                )
+            except BaseException:  # the connect fails: it must not stay registered
+                self._unregister(conn)
+                raise
+            if self.connections.get(sid) is not conn:  # closed while its backlog was read
+                plan.release()
+                return False
+            conn.resume = plan
         return True
+
+    def _unregister(self, conn: Connection) -> None:
+        """Forget a connection that never became active (its connect failed)."""
+        if self.connections.get(conn.sid) is conn:
+            del self.connections[conn.sid]
+            self.connections_per_user[conn.identity.subject] -= 1
+            if self.connections_per_user[conn.identity.subject] <= 0:
+                del self.connections_per_user[conn.identity.subject]
 
     def _admit(self, sid: str, environ: dict[str, Any], auth: Any) -> tuple[Connection, ConnectAuth]:
         if not self.origins.allows(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST")):
@@ -210,6 +234,8 @@ class RealtimeGateway:
             identity = self.authority.verify(request.token)
         except AuthError as exc:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from None
+        if not identity.has_role(Role.VIEWER):  # real-time reads events: it needs viewer
+            raise ProtocolError(ErrorCode.FORBIDDEN, "real-time needs role viewer", {"required_role": "viewer"})
         if self.connections_per_user[identity.subject] >= self.settings.max_connections_per_user:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_CONNECTIONS,
@@ -256,6 +282,8 @@ class RealtimeGateway:
             return
         plan = self.resumer.complete(conn.resume, conn.rooms, conn.event_types) if conn.resume else None
         conn.resume = None
+        if plan is not None and not plan.recovered:
+            self.metrics.replays_refused.labels(reason=plan.reason).inc()
         data = ConnectedData(
             connection_id=conn.connection_id,
             client_id=conn.client_id,
@@ -266,7 +294,7 @@ class RealtimeGateway:
             last_event_id=self.dispatcher.last_delivered,
             epoch=self.epoch,
             recovered=plan.recovered if plan else None,
-            replayed=len(plan.events) if plan else 0,
+            replayed=plan.replayed if plan else 0,
             server_time=utc_now(),
             node_id=self.settings.node_id,
         )
@@ -287,25 +315,29 @@ class RealtimeGateway:
         )
 
     def _replay(self, conn: Connection, plan: ResumePlan) -> None:
-        # The replay may exceed the live queue bound (it is bounded by the replay cap instead).
-        for event in plan.events:
-            self.manager.emit_now(
-                event.event_type,
-                event.envelope(),
-                NAMESPACE,
-                conn.sid,
-                max_queue=self.settings.max_queue + self.settings.replay_cap,
-                json_only=True,
-            )
-        self.stats.events_replayed += len(plan.events)
+        # The replay may exceed the live queue bound: it is bounded by the replay cap and byte
+        # budgets instead, and its frames are shared with every other connection replaying them.
+        replayed = plan.replayed
+        if plan.lease is not None:
+            conn.replay = plan.lease
+            if not self.manager.send_packets(conn.sid, NAMESPACE, plan.lease.packets()):
+                plan.release()  # the transport is already gone: nothing will take the frames
+        self.stats.events_replayed += replayed
         log.info(
             "resumed",
             connection_id=conn.sid,
             client_id=conn.client_id,
             recovered=plan.recovered,
-            replayed=len(plan.events),
+            replayed=replayed,
             reason=plan.reason or None,
         )
+
+    def _encode_event(self, event: PublishedEvent) -> str:
+        """A logged event as the Socket.IO EVENT packet text every connection receives."""
+        packet = self.sio.packet_class(
+            sio_packet.EVENT, namespace=NAMESPACE, data=[event.event_type, event.envelope()], binary=False
+        )
+        return str(packet.encode())
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the connection."""
@@ -313,6 +345,9 @@ class RealtimeGateway:
         self.watchdog.forget(sid)
         if conn is None:
             return
+        for plan_or_lease in (conn.resume, conn.replay):
+            if plan_or_lease is not None:
+                plan_or_lease.release()
         self.connections_per_user[conn.identity.subject] -= 1
         if self.connections_per_user[conn.identity.subject] <= 0:
             del self.connections_per_user[conn.identity.subject]
