@@ -13,6 +13,7 @@ import socketio
 import structlog
 from aiohttp import web
 from pydantic import ValidationError
+from socketio import packet as sio_packet
 
 from client_sdk.protocol import (
     ConnectAuth,
