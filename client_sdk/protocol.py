@@ -19,8 +19,12 @@ ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 ENTITY_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 CUSTOM_TYPE_PATTERN = r"^custom\.[a-z0-9_.-]{1,64}$"
 
+# Matched with `fullmatch`: a `$` alone also matches before a trailing newline (`agent:abc\n`).
 _ENTITY_ID_RE = re.compile(ENTITY_ID_PATTERN)
 _CUSTOM_TYPE_RE = re.compile(CUSTOM_TYPE_PATTERN)
+
+MAX_EVENT_ID = 2**63 - 1
+"""Event ids are signed 64-bit integers (SQLite INTEGER, PostgreSQL BIGINT); a larger one is invalid."""
 
 
 def utc_now() -> datetime:
@@ -43,9 +47,12 @@ class WireModel(BaseModel):
 
 
 class RequestModel(BaseModel):
-    """Base for client requests: unknown fields are rejected so typos surface as errors."""
+    """Base for client requests: unknown fields are rejected so typos surface as errors.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict: a field is taken only in its own JSON type (`"5"`, `5.0` or `true` is not an integer).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # --------------------------------------------------------------------------- event types
@@ -86,7 +93,7 @@ ROOM_EVENT_TYPES = frozenset(set(EventType) - CONNECTION_EVENT_TYPES)
 
 def is_custom_type(event_type: str) -> bool:
     """True for a well-formed `custom.<name>` type."""
-    return bool(_CUSTOM_TYPE_RE.match(event_type))
+    return bool(_CUSTOM_TYPE_RE.fullmatch(event_type))
 
 
 def is_subscribable_type(event_type: str) -> bool:
@@ -106,7 +113,7 @@ def is_valid_room(room: str) -> bool:
         return True
     for prefix in ENTITY_ROOM_PREFIXES:
         if room.startswith(prefix):
-            return bool(_ENTITY_ID_RE.match(room[len(prefix) :]))
+            return bool(_ENTITY_ID_RE.fullmatch(room[len(prefix) :]))
     return False
 
 
@@ -418,15 +425,15 @@ class FilterRequest(RequestModel):
 
 
 class ConnectAuth(BaseModel):
-    """The `auth` object of a Socket.IO connect."""
+    """The `auth` object of a Socket.IO connect; strict like every request."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     token: str | None = Field(default=None, max_length=8192)
     client_id: str | None = Field(default=None, pattern=ID_PATTERN)
     rooms: list[Room] = Field(default_factory=list)
     event_types: list[EventTypeName] = Field(default_factory=list)
-    last_event_id: int | None = Field(default=None, ge=0)
+    last_event_id: int | None = Field(default=None, ge=0, le=MAX_EVENT_ID)
     epoch: str | None = Field(default=None, max_length=128)
 
 

@@ -24,6 +24,10 @@ from server.token_cache import VerifiedTokens
 SECRET_FILE = "jwt_secret"
 MIN_SECRET_BYTES = 32
 MIN_RSA_BITS = 2048
+ROLE_NAMES = ("viewer", "operator", "admin")
+MAX_CLAIM_TIME = 253_402_300_799
+"""The last second of year 9999: a time claim beyond it (or not a JSON number) is refused."""
+TIME_CLAIMS = ("exp", "nbf", "iat")
 
 VerifyKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 log = structlog.get_logger(__name__)
@@ -54,7 +58,7 @@ class Identity:
     @property
     def level(self) -> int:
         """The highest role level the identity holds (0 for none)."""
-        return max((Role[name.upper()].value for name in self.roles if name.upper() in Role.__members__), default=0)
+        return max((Role[name.upper()].value for name in self.roles), default=0)
 
     def has_role(self, role: Role) -> bool:
         """True if the identity holds `role` or a role that includes it."""
@@ -252,20 +256,33 @@ def _identity_from_claims(claims: dict[str, Any]) -> Identity:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject:
         raise AuthError("invalid token: sub must be a non-empty string")
+    for name in TIME_CLAIMS:
+        if name in claims:
+            _check_time_claim(name, claims[name])
+    # A token without a `roles` claim is a viewer; one with a claim must say it exactly
+    # (docs/security.md): a bare string, a wrong case or an unknown name is a malformed token, not "no role".
     raw_roles = claims.get("roles", ["viewer"])
-    if isinstance(raw_roles, str):
-        raw_roles = [raw_roles]
-    if not isinstance(raw_roles, list) or not all(isinstance(r, str) for r in raw_roles):
-        raise AuthError("invalid token: roles must be a list of strings")
-    known = [r for r in raw_roles if r.upper() in Role.__members__]
+    if not isinstance(raw_roles, list) or not all(isinstance(r, str) and r in ROLE_NAMES for r in raw_roles):
+        raise AuthError(f"invalid token: roles must be a list of {', '.join(ROLE_NAMES)}")
     rooms = claims.get("rooms")
     if rooms is not None and (not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms)):
         raise AuthError("invalid token: rooms must be a list of glob patterns")
-    exp = claims.get("exp")
     return Identity(
         subject=subject,
-        roles=tuple(known),
+        roles=tuple(dict.fromkeys(raw_roles)),
         room_patterns=tuple(rooms) if rooms is not None else None,
-        expires_at=float(exp) if isinstance(exp, int | float) else None,
+        expires_at=float(claims["exp"]),
         claims=claims,
     )
+
+
+def _check_time_claim(name: str, value: Any) -> None:
+    """A NumericDate (RFC 7519): a JSON number within the years 1970..9999, never a string or a bool.
+
+    PyJWT reads `int(value)`, so `"exp": "1700000000"` would pass its check while the connection
+    stored no expiry, and `10**400` would overflow later as a float.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AuthError(f"invalid token: {name} must be a number")
+    if not 0 <= value <= MAX_CLAIM_TIME:  # compares a huge int exactly; NaN and ±inf fail it too
+        raise AuthError(f"invalid token: {name} is out of range")

@@ -88,6 +88,48 @@ def test_bounded_queues_are_refused() -> None:
         LeanQueue(maxsize=10)
 
 
+class _Packet:
+    def __init__(self, size: int) -> None:
+        self.data = "x" * size
+
+
+async def test_one_poll_takes_at_most_a_batch_of_bytes_and_the_rest_waits() -> None:
+    """A long-polling response never copies a whole multi-megabyte replay at once."""
+    queue = LeanQueue()
+    packets = [_Packet(600_000) for _ in range(3)]
+    for packet in packets:
+        queue.put_nowait(packet)
+    assert await queue.get() is packets[0]
+    assert queue.get_nowait() is packets[1]  # 1.2 MB taken: this batch is full
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+    assert queue.qsize() == 1
+    assert await queue.get() is packets[2]  # the next poll
+
+
+class _Bulk(_Packet):
+    bulk = True
+
+
+async def test_bulk_items_do_not_count_as_live_ones() -> None:
+    queue = LeanQueue()
+    queue.put_nowait(_Packet(1))
+    queue.put_bulk([_Bulk(1), _Bulk(1)])
+    queue.put_nowait(_Packet(1))
+    assert queue.qsize() == 4 and queue.live_size() == 2
+    await queue.get()
+    queue.get_nowait()
+    assert queue.live_size() == 1
+    queue.get_nowait()
+    queue.get_nowait()
+    assert queue.qsize() == 0 and queue.live_size() == 0
+    reader = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    queue.put_bulk([_Bulk(1)])  # handed straight to the parked reader
+    await reader
+    assert queue.live_size() == 0
+
+
 async def test_one_drain_takes_at_most_what_a_python_engineio_client_accepts() -> None:
     """python-engineio's client refuses a polling payload of more than 16 packets."""
     queue = LeanQueue()

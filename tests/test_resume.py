@@ -207,19 +207,19 @@ async def test_retention_sweep_during_the_backlog_read_is_not_recovered(server_f
     server = await server_factory()
     event_log = server.app[EVENT_LOG]
     ids = await seed(server)
-    read = event_log.read
+    read_ids = event_log.read_ids  # the backlog read starts with the ids
 
     async def read_after_a_sweep(*args: Any, **kwargs: Any) -> Any:
         await event_log.prune(keep_count=2, max_age_s=86_400)  # the sweep wins the race
-        return await read(*args, **kwargs)
+        return await read_ids(*args, **kwargs)
 
-    event_log.read = read_after_a_sweep  # type: ignore[method-assign]
+    event_log.read_ids = read_after_a_sweep  # type: ignore[method-assign]
     try:
         rec = await connect_client(
             server.url, auth={"token": server.token(), "rooms": ["agents"], "last_event_id": ids["agents"]}
         )
     finally:
-        event_log.read = read  # type: ignore[method-assign]
+        event_log.read_ids = read_ids  # type: ignore[method-assign]
     connected = rec.of_type("connected")[0]["data"]
     assert connected["recovered"] is False and connected["replayed"] == 0
     live = await publish(server, "custom.after", ["agents"])

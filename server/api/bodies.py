@@ -13,10 +13,19 @@ from server.api.problem import Problem, validation_problem
 from server.realtime.limits import json_depth
 
 M = TypeVar("M", bound=BaseModel)
+JSON_CONTENT_TYPE = "application/json"
 
 
 async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or a 400/413 problem."""
+    """The request body as JSON, or a 400/413/415 problem."""
+    if not request.body_exists:
+        raise Problem(400, "request body must be JSON")
+    if request.content_type != JSON_CONTENT_TYPE:  # media type without parameters (charset…)
+        raise Problem(
+            415,
+            f"request body must be {JSON_CONTENT_TYPE}, not {request.content_type or 'untyped'}",
+            code="unsupported_media_type",
+        )
     if request.content_length is not None and request.content_length > request.app[SETTINGS].max_payload_bytes:
         raise Problem(413, "request body too large")
     try:
@@ -36,10 +45,13 @@ async def read_json(request: web.Request) -> Any:
 
 
 async def parse_body(request: web.Request, model: type[M]) -> M:
-    """Validate the JSON body against `model` (422 with per-field errors)."""
+    """Validate the JSON body against `model` (422 with per-field errors).
+
+    Strict: each field only in its own JSON type, so `"5"` or `true` is not an integer.
+    """
     payload = await read_json(request)
     try:
-        return model.model_validate(payload)
+        return model.model_validate(payload, strict=True)
     except ValidationError as exc:
         raise validation_problem(exc) from None
 

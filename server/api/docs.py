@@ -42,6 +42,9 @@ def documented(
 ) -> Callable[[F], F]:
     """Attach a RouteDoc to a handler."""
 
+    if body is not None:  # every JSON body may be refused for its media type (415)
+        errors = tuple(sorted({*errors, 415}))
+
     def mark(handler: F) -> F:
         doc = RouteDoc(summary, body, query, response, status, errors, emits, tag, public, content_type)
         handler.route_doc = doc  # type: ignore[attr-defined]

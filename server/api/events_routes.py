@@ -7,7 +7,7 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from client_sdk.protocol import ID_PATTERN, AnyEnvelope, EventPage, is_subscribable_type, is_valid_room
+from client_sdk.protocol import ID_PATTERN, MAX_EVENT_ID, AnyEnvelope, EventPage, is_subscribable_type, is_valid_room
 from server.api.bodies import json_response
 from server.api.docs import documented
 from server.api.keys import EVENT_LOG
@@ -23,7 +23,7 @@ class EventQuery(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    after: int = Field(0, ge=0)
+    after: int = Field(0, ge=0, le=MAX_EVENT_ID)
     limit: int = Field(100, ge=1, le=MAX_PAGE)
     # Bounded so a query always fits one request line (aiohttp's limit is 8 KiB).
     rooms: list[Annotated[str, Field(max_length=80, pattern=ID_PATTERN)]] | None = Field(None, max_length=20)

@@ -43,6 +43,22 @@ class EventLog(Protocol):
         """Events with id > after (and <= up_to), in id order, optionally for rooms and types."""
         ...
 
+    async def read_ids(
+        self,
+        after: int,
+        *,
+        rooms: Sequence[str] | None = None,
+        event_types: Sequence[str] | None = None,
+        up_to: int | None = None,
+        limit: int = 1000,
+    ) -> list[int]:
+        """The ids `read` would return, without reading or decoding the events themselves."""
+        ...
+
+    async def read_by_ids(self, ids: Sequence[int]) -> list[PublishedEvent]:
+        """These events (those still in the log), in id order."""
+        ...
+
     async def prune(self, keep_count: int, max_age_s: float) -> int:
         """Apply retention by count and age; returns how many events were removed."""
         ...

@@ -9,6 +9,7 @@ from datetime import datetime
 from client_sdk.protocol import utc_now
 from server.auth import Identity
 from server.realtime.limits import TokenBucket
+from server.realtime.replay_frames import ReplayLease
 from server.realtime.resume import ResumePlan
 
 
@@ -30,7 +31,8 @@ class Connection:
     messages_received: int = 0
     active: bool = False
     closing: bool = False
-    resume: ResumePlan | None = None
+    resume: ResumePlan | None = None  # read at connect, replayed at activation
+    replay: ReplayLease | None = None  # the replay being sent; released once its last frame is taken
     bucket: TokenBucket | None = None
     strikes: int = 0
 

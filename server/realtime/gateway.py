@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-import engineio
 import socketio
 import structlog
 from aiohttp import web
@@ -30,7 +30,7 @@ from client_sdk.protocol import (
     is_valid_room,
     utc_now,
 )
-from server.auth import AuthError, Identity, TokenAuthority
+from server.auth import AuthError, Identity, Role, TokenAuthority
 from server.client_address import ClientAddresses
 from server.config import Settings
 from server.events.dispatcher import Dispatcher
@@ -40,11 +40,12 @@ from server.origins import OriginPolicy
 from server.realtime import codec
 from server.realtime.backpressure import SendWatchdog
 from server.realtime.connection import Connection
+from server.realtime.engine import ImmuneSocketServer, OversizedMessage, SessionGuard, TransportMetrics
 from server.realtime.errors import ProtocolError
-from server.realtime.lean_queue import LeanQueue
 from server.realtime.limits import KeyedBuckets, TokenBucket, json_depth
 from server.realtime.manager import FanoutManager, record_websockets, transport_of, unsent_bytes
 from server.realtime.reaper import ConnectionReaper
+from server.realtime.replay_frames import ReplayFrames
 from server.realtime.requests import ClientRequests
 from server.realtime.resume import RecentEvents, ResumePlan, ResumePlanner
 from server.realtime.rooms import membership_rooms, target_rooms
@@ -55,35 +56,6 @@ NAMESPACE = "/"
 SOCKETIO_PATH = "/socket.io/"  # where Socket.IO is served; the REST middlewares step aside for it
 SHUTDOWN_GRACE_S = 1.0
 """At shutdown, how long peers get to take their last frames before their transports are aborted."""
-
-
-class LeanEngineServer(engineio.AsyncServer):
-    """Engine.IO server whose per-socket outgoing queues are `LeanQueue`s."""
-
-    def create_queue(self, *args: Any, **kwargs: Any) -> LeanQueue:
-        """One connection's outgoing queue."""
-        return LeanQueue(*args, **kwargs)
-
-
-class ImmuneSocketServer(socketio.AsyncServer):
-    """AsyncServer that routes every client event through one validating entry point."""
-
-    gateway: RealtimeGateway
-
-    def _engineio_server_class(self) -> type[LeanEngineServer]:
-        return LeanEngineServer
-
-    async def _handle_event_internal(
-        self, server: Any, sid: str, eio_sid: str, data: list[Any], namespace: str, id: int | None
-    ) -> None:
-        # Overridden so a handler knows whether the client asked for an ack: a failed request
-        # without one is answered with an `error` event instead (SPEC §5).
-        event = data[0] if data else None
-        reply = await self.gateway.handle_client_event(sid, event, data[1:], wants_ack=id is not None)
-        if id is not None:
-            await server._send_packet(
-                eio_sid, self.packet_class(sio_packet.ACK, namespace=namespace, id=id, data=[reply])
-            )
 
 
 class RealtimeGateway:
@@ -108,6 +80,15 @@ class RealtimeGateway:
         self.manager = manager or FanoutManager(max_queue=settings.max_queue, fast_path=settings.fast_path)
         self.manager.on_connected = self._activate
         self.manager.on_overflow = self._on_overflow
+        self.connect_limits = KeyedBuckets(settings.connects_per_min_per_ip, settings.connects_burst_per_ip)
+        self.client_addresses = ClientAddresses(settings.trusted_proxies)
+        self.guard = SessionGuard(
+            self.client_addresses,
+            self.connect_limits,
+            settings.max_pending_sessions_per_ip,
+            settings.connect_timeout_s,
+            TransportMetrics(metrics.registry),
+        )
         self.sio = ImmuneSocketServer(
             client_manager=self.manager,
             async_mode="aiohttp",
@@ -115,29 +96,38 @@ class RealtimeGateway:
             # Origins are checked in the connect handler so a browser gets `origin_not_allowed`
             # as connect_error data instead of an opaque HTTP 400.
             cors_allowed_origins="*",
-            max_http_buffer_size=settings.max_payload_bytes,
+            # The transport's limit is above the application's, so that a message moderately over
+            # IMMUNE_MAX_PAYLOAD_BYTES gets an `invalid_request` ack rather than a closed transport.
+            max_http_buffer_size=settings.max_frame_bytes,
+            max_message_bytes=settings.max_payload_bytes,
+            guard=self.guard,
             ping_interval=settings.ping_interval_s,
             ping_timeout=settings.ping_timeout_s,
-            logger=False,
-            engineio_logger=False,
+            # Loggers of their own: with `False` each library adds a plain stderr handler.
+            logger=logging.getLogger("socketio.server"),
+            engineio_logger=logging.getLogger("engineio.server"),
         )
         self.sio.gateway = self
         # Every Engine.IO socket learns its aiohttp response: the fast path writes to it, and the
         # send watchdog reads its transport's buffer either way.
         eio = self.sio.eio
         eio._async = {**eio._async, "websocket": record_websockets(eio._async["websocket"], self.manager.websockets)}
+        eio.guard_websockets()
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.requests = ClientRequests(self)
         self.recent = RecentEvents()
         dispatcher.add_sink(self.recent)
-        self.resumer = ResumePlanner(event_log, dispatcher, self.recent, settings.replay_cap)
+        self.replay_frames = ReplayFrames(self._encode_event, settings.replay_budget_bytes, settings.replay_cache_bytes)
+        self.resumer = ResumePlanner(
+            event_log, dispatcher, self.recent, self.replay_frames, settings.replay_cap, settings.replay_max_bytes
+        )
+        metrics.replay_bytes.set_function(lambda: self.replay_frames.pinned_bytes)
+        metrics.replay_cache_bytes.set_function(lambda: self.replay_frames.idle_bytes)
         self.watchdog = SendWatchdog(settings.send_timeout_s, self._sending, self._on_overflow)
         self.reaper = ConnectionReaper(
             lambda: self.connections.values(), self._close_soon, settings.idle_timeout_s, settings.jwt_leeway_s
         )
-        self.connect_limits = KeyedBuckets(settings.connects_per_min_per_ip, settings.connects_burst_per_ip)
-        self.client_addresses = ClientAddresses(settings.trusted_proxies)
         self.connections: dict[str, Connection] = {}
         self.connections_per_user: Counter[str] = Counter()
         # A user's connections on the other nodes of a cluster (server/cluster/presence.py).
@@ -157,11 +147,13 @@ class RealtimeGateway:
         self.epoch = await self.event_log.epoch()
         self.watchdog.start()
         self.reaper.start()
+        self.guard.start()
 
     async def stop(self) -> None:
         """Stop background work."""
         await self.watchdog.stop()
         await self.reaper.stop()
+        await self.guard.stop()
 
     def _sending(self) -> list[tuple[str, asyncio.Queue[Any], Any, int]]:
         """What the send watchdog checks: each live connection's queue, transport and sent count."""
@@ -192,19 +184,37 @@ class RealtimeGateway:
             self.metrics.refused.labels(code=exc.code.value).inc()
             log.info("connect_refused", code=exc.code.value, reason=exc.message)
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_connect_error()) from None
-        if request.last_event_id is not None:
-            conn.resume = await self.resumer.plan(
-                request.last_event_id, request.epoch, self.epoch, conn.rooms, conn.event_types
-            )
+        # Registered before the backlog is read: concurrent connects of one user count against its
+        # limit, and a close meanwhile (a shutdown) finds the connection; its replay is then released.
         self.connections[sid] = conn
         self.connections_per_user[conn.identity.subject] += 1
+        if request.last_event_id is not None:
+            try:
+                plan = await self.resumer.plan(
+                    request.last_event_id, request.epoch, self.epoch, conn.rooms, conn.event_types
+                )
+            except BaseException:  # the connect fails: it must not stay registered
+                self._unregister(conn)
+                raise
+            if self.connections.get(sid) is not conn:  # closed while its backlog was read
+                plan.release()
+                return False
+            conn.resume = plan
         return True
+
+    def _unregister(self, conn: Connection) -> None:
+        """Forget a connection that never became active (its connect failed)."""
+        if self.connections.get(conn.sid) is conn:
+            del self.connections[conn.sid]
+            self.connections_per_user[conn.identity.subject] -= 1
+            if self.connections_per_user[conn.identity.subject] <= 0:
+                del self.connections_per_user[conn.identity.subject]
 
     def _admit(self, sid: str, environ: dict[str, Any], auth: Any) -> tuple[Connection, ConnectAuth]:
         if not self.origins.allows(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST")):
             raise ProtocolError(ErrorCode.ORIGIN_NOT_ALLOWED, "origin not allowed")
-        address = self.client_addresses.of(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"))
-        retry_after = self.connect_limits.take(address)
+        # The address and the attempt budget were settled at the Engine.IO handshake (engine.py).
+        address, retry_after = self.guard.connect_attempt(self.manager.eio_sid_from_sid(sid, NAMESPACE) or "", environ)
         if retry_after:
             self.stats.rate_limited += 1
             raise ProtocolError(
@@ -228,6 +238,8 @@ class RealtimeGateway:
             identity = self.authority.verify(request.token)
         except AuthError as exc:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from None
+        if not identity.has_role(Role.VIEWER):  # real-time reads events: it needs viewer
+            raise ProtocolError(ErrorCode.FORBIDDEN, "real-time needs role viewer", {"required_role": "viewer"})
         held = self.connections_per_user[identity.subject] + self.remote_connections(identity.subject)
         if held >= self.settings.max_connections_per_user:
             raise ProtocolError(
@@ -275,6 +287,8 @@ class RealtimeGateway:
             return
         plan = self.resumer.complete(conn.resume, conn.rooms, conn.event_types) if conn.resume else None
         conn.resume = None
+        if plan is not None and not plan.recovered:
+            self.metrics.replays_refused.labels(reason=plan.reason).inc()
         data = ConnectedData(
             connection_id=conn.connection_id,
             client_id=conn.client_id,
@@ -285,7 +299,7 @@ class RealtimeGateway:
             last_event_id=self.dispatcher.last_delivered,
             epoch=self.epoch,
             recovered=plan.recovered if plan else None,
-            replayed=len(plan.events) if plan else 0,
+            replayed=plan.replayed if plan else 0,
             server_time=utc_now(),
             node_id=self.settings.node_id,
         )
@@ -306,25 +320,29 @@ class RealtimeGateway:
         )
 
     def _replay(self, conn: Connection, plan: ResumePlan) -> None:
-        # The replay may exceed the live queue bound (it is bounded by the replay cap instead).
-        for event in plan.events:
-            self.manager.emit_now(
-                event.event_type,
-                event.envelope(),
-                NAMESPACE,
-                conn.sid,
-                max_queue=self.settings.max_queue + self.settings.replay_cap,
-                json_only=True,
-            )
-        self.stats.events_replayed += len(plan.events)
+        # The replay may exceed the live queue bound: it is bounded by the replay cap and byte
+        # budgets instead, and its frames are shared with every other connection replaying them.
+        replayed = plan.replayed
+        if plan.lease is not None:
+            conn.replay = plan.lease
+            if not self.manager.send_packets(conn.sid, NAMESPACE, plan.lease.packets()):
+                plan.release()  # the transport is already gone: nothing will take the frames
+        self.stats.events_replayed += replayed
         log.info(
             "resumed",
             connection_id=conn.sid,
             client_id=conn.client_id,
             recovered=plan.recovered,
-            replayed=len(plan.events),
+            replayed=replayed,
             reason=plan.reason or None,
         )
+
+    def _encode_event(self, event: PublishedEvent) -> str:
+        """A logged event as the Socket.IO EVENT packet text every connection receives."""
+        packet = self.sio.packet_class(
+            sio_packet.EVENT, namespace=NAMESPACE, data=[event.event_type, event.envelope()], binary=False
+        )
+        return str(packet.encode())
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the connection."""
@@ -332,6 +350,9 @@ class RealtimeGateway:
         self.watchdog.forget(sid)
         if conn is None:
             return
+        for plan_or_lease in (conn.resume, conn.replay):
+            if plan_or_lease is not None:
+                plan_or_lease.release()
         self.connections_per_user[conn.identity.subject] -= 1
         if self.connections_per_user[conn.identity.subject] <= 0:
             del self.connections_per_user[conn.identity.subject]
@@ -380,6 +401,12 @@ class RealtimeGateway:
         handler = self.requests.handlers.get(name)
         try:
             self._check_rate(conn)
+            if args and isinstance(args[0], OversizedMessage):
+                raise ProtocolError(
+                    ErrorCode.INVALID_REQUEST,
+                    "message too large",
+                    {"limit": args[0].limit, "size": args[0].size},
+                )
             if json_depth(args, self.settings.max_json_depth + 1) > self.settings.max_json_depth + 1:
                 raise ProtocolError(
                     ErrorCode.INVALID_REQUEST, "payload nested too deeply", {"limit": self.settings.max_json_depth}
@@ -574,6 +601,7 @@ class RealtimeGateway:
         )
         if self._tasks:  # closes already under way (slow consumers, kicks): bound by the same deadline
             await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE_S + 0.5)
+        await self.guard.close_all()  # sessions with no Socket.IO connection: no long-poll outlives this
 
     # ------------------------------------------------------------------ stats
 

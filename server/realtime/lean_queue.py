@@ -8,12 +8,22 @@ lists, and its `get()` returns a Future, which `wait_for` awaits without a Task.
 
 It keeps asyncio.Queue's attribute names `_queue` (items waiting) and `_getters` (parked
 readers), which the fan-out's fast path and the send watchdog read.
+
+Engine.IO's `poll()` takes one item with `get()` and then everything else with `get_nowait()`,
+and a long-polling GET answers all of it in one response body, encoded for that connection
+alone. A queued replay can hold megabytes of frames shared with other connections; so that one
+response never copies all of them, `get_nowait()` reports the queue empty once the items taken
+since the last `get()` hold `MAX_BATCH_BYTES` or number `MAX_PACKETS_PER_POLL`: the rest goes in
+the next poll (or, on a WebSocket, the writer's next round).
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+
+MAX_BATCH_BYTES = 1 << 20
+"""Payload bytes one `poll()` takes from the queue (at least one item, whatever its size)."""
 
 MAX_PACKETS_PER_POLL = 16
 """Most packets Engine.IO takes in one drain (one long-polling response, one WebSocket send round).
@@ -24,10 +34,15 @@ so one poll could otherwise hold hundreds. The rest go in the next response, in 
 """
 
 
+def _size(item: Any) -> int:
+    data = getattr(item, "data", None)
+    return len(data) if isinstance(data, str | bytes) else 16
+
+
 class LeanQueue:
     """An unbounded FIFO with asyncio.Queue's interface, as Engine.IO uses it."""
 
-    __slots__ = ("_drained", "_finished", "_getters", "_queue", "_unfinished")
+    __slots__ = ("_batch", "_bulk", "_drained", "_finished", "_getters", "_queue", "_unfinished")
 
     def __init__(self, maxsize: int = 0) -> None:
         if maxsize:
@@ -35,12 +50,28 @@ class LeanQueue:
         self._queue: list[Any] = []
         self._getters: list[asyncio.Future[Any]] = []
         self._unfinished = 0
-        self._drained = 0  # items taken since the last `get`: Engine.IO's poll is one get, then get_nowait
         self._finished: asyncio.Event | None = None  # made on the first join() that must wait
+        self._batch = 0  # payload bytes taken since the last get()
+        self._drained = 0  # items taken since the last `get`: Engine.IO's poll is one get, then get_nowait
+        self._bulk = 0  # queued items put with `put_bulk` (a replay), not counted by `live_size`
 
     def qsize(self) -> int:
         """Items waiting."""
         return len(self._queue)
+
+    def live_size(self) -> int:
+        """Items waiting that were not put as bulk: what the live queue bound (`max_queue`) counts."""
+        return len(self._queue) - self._bulk
+
+    def put_bulk(self, items: list[Any]) -> None:
+        """Queue a replay in order behind what is queued, outside the live count.
+
+        Items must have a true `bulk` attribute, so that taking one decrements the count.
+        """
+        for item in items:
+            self.put_nowait(item)
+            if self._queue and self._queue[-1] is item:  # not handed straight to a parked reader
+                self._bulk += 1
 
     def empty(self) -> bool:
         """True when no item waits."""
@@ -58,8 +89,9 @@ class LeanQueue:
         while self._getters:
             getter = self._getters.pop(0)
             if not getter.done():
-                self._drained = 1
                 getter.set_result(item)
+                self._batch = _size(item)
+                self._drained = 1
                 return
         self._queue.append(item)
 
@@ -69,21 +101,34 @@ class LeanQueue:
 
     def get_nowait(self) -> Any:
         """The oldest item; raises `asyncio.QueueEmpty` when there is none or this drain is full."""
-        if not self._queue or self._drained >= MAX_PACKETS_PER_POLL:
+        if not self._queue:
+            self._batch = 0
             raise asyncio.QueueEmpty
+        if self._batch >= MAX_BATCH_BYTES or self._drained >= MAX_PACKETS_PER_POLL:
+            raise asyncio.QueueEmpty
+        item = self._take()
+        self._batch += _size(item)
         self._drained += 1
-        return self._queue.pop(0)
+        return item
 
     def get(self) -> asyncio.Future[Any]:
         """A future for the oldest item (already resolved when one waits)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self._queue:
+            item = self._take()
+            self._batch = _size(item)
             self._drained = 1
-            future.set_result(self._queue.pop(0))
+            future.set_result(item)
         else:
             self._getters.append(future)
             future.add_done_callback(self._forget_getter)
         return future
+
+    def _take(self) -> Any:
+        item = self._queue.pop(0)
+        if self._bulk and getattr(item, "bulk", False):
+            self._bulk -= 1
+        return item
 
     def _forget_getter(self, future: asyncio.Future[Any]) -> None:
         # A reader that gave up (wait_for timed out, task cancelled) must not look parked.

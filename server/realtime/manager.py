@@ -148,7 +148,7 @@ class FanoutManager(socketio.AsyncManager):
             if socket is None or socket.closed:
                 continue
             queue = socket.queue
-            if not force and queue.qsize() >= bound:
+            if not force and queue.live_size() >= bound:  # a queued replay is bounded by its own budgets
                 overflowed.append(sid)
                 continue
             for pkt in packets:
@@ -161,6 +161,21 @@ class FanoutManager(socketio.AsyncManager):
         for sid in overflowed:
             self.on_overflow(sid)
         return sent
+
+    def send_packets(self, sid: str, namespace: str, packets: list[Any]) -> bool:
+        """Queue pre-built Engine.IO packets for one connection, behind anything queued before.
+
+        For a replay: its packets (marked `bulk`) are shared with other queues and bounded by
+        the replay budgets, not counted against `max_queue`. False when the socket is gone.
+        """
+        eio_sid = self.eio_sid_from_sid(sid, namespace)
+        socket = self.server.eio.sockets.get(eio_sid) if eio_sid else None
+        if socket is None or socket.closed or sid not in self.sent_by_sid:
+            return False
+        socket.queue.put_bulk(packets)
+        self.sent_by_sid[sid] += len(packets)
+        self.deliveries += len(packets)
+        return True
 
     def emit_many(self, namespace: str, items: list[tuple[str, Any, Any]]) -> list[int]:
         """Deliver several events (name, JSON-only data, rooms) in order; returns the count sent for each.
@@ -220,7 +235,7 @@ class FanoutManager(socketio.AsyncManager):
                 socket = sockets.get(eio_sid)
                 if socket is None or socket.closed:
                     continue
-                if socket.queue.qsize() >= bound:
+                if socket.queue.live_size() >= bound:  # a queued replay is bounded by its own budgets
                     overflowed[sid] = None
                     continue
                 socket.queue.put_nowait(pkt)

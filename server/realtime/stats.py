@@ -31,6 +31,7 @@ class RealtimeMetrics:
     """Prometheus collectors, on a registry owned by one app (tests run several apps)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         self.connections = Gauge("immune_ws_connections", "Open Socket.IO connections", registry=registry)
         self.connects = Counter("immune_ws_connects", "Accepted Socket.IO connections", registry=registry)
         self.refused = Counter(
@@ -48,3 +49,15 @@ class RealtimeMetrics:
             "immune_ws_slow_consumer_disconnects", "Connections cut off as slow consumers", registry=registry
         )
         self.rooms = Gauge("immune_ws_rooms", "Public rooms with at least one member", registry=registry)
+        self.replay_bytes = Gauge(
+            "immune_replay_bytes", "Encoded replay bytes some resume still has to send (shared)", registry=registry
+        )
+        self.replay_cache_bytes = Gauge(
+            "immune_replay_cache_bytes", "Encoded replay frames kept for the next resume", registry=registry
+        )
+        self.replays_refused = Counter(
+            "immune_replays_refused",
+            "Resumes answered recovered=false, by reason",
+            ["reason"],
+            registry=registry,
+        )

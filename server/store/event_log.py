@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from client_sdk.protocol import utc_now
@@ -99,16 +99,30 @@ class SqlEventLog:
 
         `rooms` selects events published to any of them or deployment-wide; None means all.
         """
-        query = select(events).where(events.c.id > after).order_by(events.c.id).limit(limit)
-        if up_to is not None:
-            query = query.where(events.c.id <= up_to)
-        if rooms is not None:
-            in_rooms = select(event_rooms.c.event_id).where(
-                event_rooms.c.room.in_([*rooms, BROADCAST_ROOM]), event_rooms.c.event_id > after
-            )
-            query = query.where(events.c.id.in_(in_rooms))
-        if event_types:
-            query = query.where(events.c.event_type.in_(list(event_types)))
+        query = _selection(select(events), after, rooms, event_types, up_to, limit)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_row_to_event(row) for row in rows]
+
+    async def read_ids(
+        self,
+        after: int,
+        *,
+        rooms: Sequence[str] | None = None,
+        event_types: Sequence[str] | None = None,
+        up_to: int | None = None,
+        limit: int = 1000,
+    ) -> list[int]:
+        """The ids `read` would return, without reading or decoding the events themselves."""
+        query = _selection(select(events.c.id), after, rooms, event_types, up_to, limit)
+        async with self.db.read() as conn:
+            return [int(event_id) for event_id in (await conn.execute(query)).scalars()]
+
+    async def read_by_ids(self, ids: Sequence[int]) -> list[PublishedEvent]:
+        """These events (those still in the log), in id order."""
+        if not ids:
+            return []
+        query = select(events).where(events.c.id.in_(list(ids))).order_by(events.c.id)
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_row_to_event(row) for row in rows]
@@ -133,6 +147,28 @@ class SqlEventLog:
                 .values(pruned_through=through)
             )
             return int(removed or 0)
+
+
+def _selection(
+    query: Select[Any],
+    after: int,
+    rooms: Sequence[str] | None,
+    event_types: Sequence[str] | None,
+    up_to: int | None,
+    limit: int,
+) -> Select[Any]:
+    """Narrow a select over `events` to id > after (<= up_to), rooms and types, in id order."""
+    query = query.where(events.c.id > after).order_by(events.c.id).limit(limit)
+    if up_to is not None:
+        query = query.where(events.c.id <= up_to)
+    if rooms is not None:
+        in_rooms = select(event_rooms.c.event_id).where(
+            event_rooms.c.room.in_([*rooms, BROADCAST_ROOM]), event_rooms.c.event_id > after
+        )
+        query = query.where(events.c.id.in_(in_rooms))
+    if event_types:
+        query = query.where(events.c.event_type.in_(list(event_types)))
+    return query
 
 
 def _row_to_event(row: Any) -> PublishedEvent:
