@@ -36,6 +36,7 @@ bench:          ## set up and run every benchmark scenario against our server, N
 	scripts/setup.sh bench
 	$(PY) -m bench.run
 	$(PY) -m bench.publish --database both
+	$(PY) -m bench.cluster
 
 setup:
 	scripts/setup.sh test
