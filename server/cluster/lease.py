@@ -99,7 +99,7 @@ class AdvisoryLease:
             await _discard(conn)
             raise
         if not taken:
-            await _discard(conn)
+            await conn.close()  # holds no lock: back to the pool, no new connection every second
             return
         self._conn = conn
         self.acquisitions += 1
