@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from client_sdk.protocol import EventType, HealthStatus
+from client_sdk.protocol import EventType, HealthChangedData, HealthStatus, MetricsUpdatedData
 from server.domain import Domain
 from server.events.publisher import Publisher
 from server.events.writer import GroupCommitWriter
@@ -52,7 +52,7 @@ class Monitor:
         self.metrics_interval_s = metrics_interval_s
         self.expiry_interval_s = expiry_interval_s
         self.health: HealthStatus | None = None
-        self._transitions: list[dict[str, Any]] = []
+        self._transitions: list[HealthChangedData] = []
         self._jobs = [
             Periodic("metrics-and-health", metrics_interval_s, self.tick),
             Periodic("proposal-expiry", expiry_interval_s, domain.consensus.expire_due),
@@ -73,13 +73,14 @@ class Monitor:
         """One round: announce health transitions, then the live figures."""
         status, checks = await health_checks(self.db, self.publisher.writer)
         if self.health is not None and status != self.health:
-            self._transitions.append({"status": status, "previous_status": self.health, "checks": checks})
+            self._transitions.append(HealthChangedData(status=status, previous_status=self.health, checks=checks))
         self.health = status
         # Every event goes through the durable log, so a transition seen while the database is
         # down is announced, in order, as soon as it can be recorded.
         while self._transitions:
             try:
-                await self.publisher.publish(EventType.HEALTH_CHANGED, self._transitions[0], SYSTEM, source="server")
+                transition = self._transitions[0].model_dump(mode="json")
+                await self.publisher.publish(EventType.HEALTH_CHANGED, transition, SYSTEM, source="server")
             except Exception:
                 log.warning("health_changed_deferred", pending=len(self._transitions))
                 return
@@ -92,11 +93,13 @@ class Monitor:
         now, published = time.monotonic(), self.gateway.stats.events_published
         then, before = self._last
         self._last = (now, published)
-        figures: dict[str, Any] = {
-            "connections": len(self.gateway.connections),
-            "events_per_s": round((published - before) / max(now - then, 1e-6), 3),
-            "events_published": published,
-            "agents_by_status": agents,
-            "tasks_by_status": tasks,
-        }
-        await self.publisher.publish(EventType.METRICS_UPDATED, figures, SYSTEM, source="server")
+        figures = MetricsUpdatedData(
+            connections=len(self.gateway.connections),
+            events_per_s=round((published - before) / max(now - then, 1e-6), 3),
+            events_published=published,
+            agents_by_status=agents,
+            tasks_by_status=tasks,
+        )
+        await self.publisher.publish(
+            EventType.METRICS_UPDATED, figures.model_dump(mode="json"), SYSTEM, source="server"
+        )
