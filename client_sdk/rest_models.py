@@ -15,6 +15,8 @@ from client_sdk.protocol import (
     AgentType,
     AlertLevel,
     EventType,
+    HealthStatus,
+    InfoData,
     Proposal,
     Task,
     TaskStatus,
@@ -163,6 +165,47 @@ class BatchAccepted(WireModel):
     event_ids: list[int]
 
 
+class NodeStats(WireModel):
+    """One node's real-time figures (an item of `GET /ws/stats` `nodes`)."""
+
+    node_id: str
+    active_connections: int
+    total_connections: int
+    total_disconnections: int
+    total_rooms: int
+    messages_sent: int
+    messages_received: int
+    rooms: dict[str, int]
+    """Public room → number of members on this node."""
+    uptime_s: float
+    events_published: int
+    events_replayed: int
+    rate_limited: int
+    slow_consumer_disconnects: int
+
+
+class RealtimeStats(NodeStats):
+    """`GET /ws/stats`: this node's figures, and `nodes` listing each node's own."""
+
+    nodes: list[NodeStats]
+
+
+class ConnectionList(WireModel):
+    """`GET /ws/connections`: every connection on this node."""
+
+    items: list[InfoData]
+    total: int
+
+
+class HealthReport(WireModel):
+    """`GET /health`: liveness, with one check per dependency and the connection count."""
+
+    status: HealthStatus
+    node_id: str
+    uptime_s: float
+    checks: dict[str, Any]
+
+
 __all__ = [
     "Accepted",
     "Agent",
@@ -174,11 +217,15 @@ __all__ = [
     "BatchAccepted",
     "BroadcastBatch",
     "BroadcastRequest",
+    "ConnectionList",
     "ElectionResult",
     "ElectionState",
+    "HealthReport",
+    "NodeStats",
     "Page",
     "Proposal",
     "ProposalCreate",
+    "RealtimeStats",
     "Task",
     "TaskCreate",
     "TaskUpdate",

@@ -8,7 +8,14 @@ from aiohttp import web
 from pydantic import BaseModel, RootModel, ValidationError
 
 from client_sdk.protocol import DisconnectReason, InfoData, parse_event_data
-from client_sdk.rest_models import BatchAccepted, BroadcastBatch, BroadcastRequest
+from client_sdk.rest_models import (
+    BatchAccepted,
+    BroadcastBatch,
+    BroadcastRequest,
+    ConnectionList,
+    NodeStats,
+    RealtimeStats,
+)
 from server.api.bodies import json_response, read_json
 from server.api.docs import documented
 from server.api.keys import GATEWAY, PUBLISHER
@@ -36,12 +43,15 @@ class BroadcastAnswer(RootModel[BroadcastAccepted | BatchAccepted]):
 
 @requires(Role.VIEWER)
 @documented(
-    "Real-time figures: connections, rooms, messages, events published and replayed", errors=(401,), tag="realtime"
+    "Real-time figures: connections, rooms, messages, events published and replayed",
+    response=RealtimeStats,
+    errors=(401,),
+    tag="realtime",
 )
 async def get_stats(request: web.Request) -> web.Response:
     """Real-time figures; `nodes` lists each node's own (one node when not clustered)."""
-    node = request.app[GATEWAY].snapshot()
-    return json_response({**node, "nodes": [node]})
+    node = NodeStats.model_validate(request.app[GATEWAY].snapshot())
+    return json_response(RealtimeStats(**dict(node), nodes=[node]))
 
 
 @requires(Role.ADMIN)
@@ -95,12 +105,12 @@ def _spec(body: BroadcastRequest) -> EventSpec:
 
 
 @requires(Role.ADMIN)
-@documented("List connections on this node", errors=(401, 403), tag="realtime")
+@documented("List connections on this node", response=ConnectionList, errors=(401, 403), tag="realtime")
 async def list_connections(request: web.Request) -> web.Response:
     """Every connection on this node."""
     gateway = request.app[GATEWAY]
-    items = [gateway.describe(conn).model_dump(mode="json") for conn in gateway.connections.values() if conn.active]
-    return json_response({"items": items, "total": len(items)})
+    items = [gateway.describe(conn) for conn in gateway.connections.values() if conn.active]
+    return json_response(ConnectionList(items=items, total=len(items)))
 
 
 @requires(Role.ADMIN)
