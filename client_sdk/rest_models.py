@@ -7,14 +7,12 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from client_sdk.protocol import (
-    CONNECTION_EVENT_TYPES,
     ENTITY_ID_PATTERN,
     Agent,
     AgentActionName,
     AgentStatus,
     AgentType,
     AlertLevel,
-    EventType,
     HealthStatus,
     InfoData,
     Proposal,
@@ -22,8 +20,8 @@ from client_sdk.protocol import (
     TaskStatus,
     Timestamp,
     WireModel,
-    is_custom_type,
-    is_valid_room,
+    unknown_event_types,
+    unknown_rooms,
 )
 
 ItemT = TypeVar("ItemT")
@@ -139,16 +137,14 @@ class BroadcastRequest(Body):
     @field_validator("event_type")
     @classmethod
     def _known_type(cls, value: str) -> str:
-        if is_custom_type(value):
-            return value
-        if value in EventType.__members__.values() and value not in CONNECTION_EVENT_TYPES:
+        if not unknown_event_types([value]):
             return value
         raise ValueError("must be custom.<name> ([a-z0-9_.-]{1,64}) or a standard room event type")
 
     @field_validator("room")
     @classmethod
     def _known_room(cls, value: str | None) -> str | None:
-        if value is not None and not is_valid_room(value):
+        if value is not None and unknown_rooms([value]):
             raise ValueError("unknown room")
         return value
 

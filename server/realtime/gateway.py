@@ -25,8 +25,6 @@ from client_sdk.protocol import (
     EventType,
     InfoData,
     format_timestamp,
-    is_subscribable_type,
-    is_valid_room,
     utc_now,
 )
 from server.auth import AuthError, Identity, Role, TokenAuthority
@@ -47,7 +45,7 @@ from server.realtime.reaper import ConnectionReaper
 from server.realtime.replay_frames import ReplayFrames
 from server.realtime.requests import ClientRequests
 from server.realtime.resume import RecentEvents, ResumePlan, ResumePlanner
-from server.realtime.rooms import membership_rooms, target_rooms
+from server.realtime.rooms import check_event_types, check_room, membership_rooms, target_rooms
 from server.realtime.stats import RealtimeMetrics, RealtimeStats
 
 log = structlog.get_logger(__name__)
@@ -259,18 +257,12 @@ class RealtimeGateway:
             )
         rooms = list(dict.fromkeys(request.rooms))
         for room in rooms:
-            if not is_valid_room(room):
-                raise ProtocolError(ErrorCode.INVALID_REQUEST, f"unknown room: {room}", {"room": room})
-            if not identity.may_join(room):
-                raise ProtocolError(ErrorCode.FORBIDDEN, f"token does not allow room {room}", {"room": room})
+            check_room(room, identity, unknown=ErrorCode.INVALID_REQUEST)
         if len(rooms) > self.settings.max_rooms_per_connection:
             raise ProtocolError(
                 ErrorCode.INVALID_REQUEST, "too many rooms", {"limit": self.settings.max_rooms_per_connection}
             )
-        event_types = list(dict.fromkeys(request.event_types))
-        unknown = [t for t in event_types if not is_subscribable_type(t)]
-        if unknown:
-            raise ProtocolError(ErrorCode.INVALID_REQUEST, "unknown event type", {"event_types": unknown})
+        event_types = check_event_types(list(dict.fromkeys(request.event_types)), unknown=ErrorCode.INVALID_REQUEST)
         if len(event_types) > self.settings.max_filter_size:
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "filter too large", {"limit": self.settings.max_filter_size})
         conn = Connection(
