@@ -486,7 +486,3 @@ class InfoData(ConnectionView):
     last_activity: Timestamp
     messages_sent: int
     messages_received: int
-
-
-CLIENT_EVENTS = ("ping", "join", "leave", "subscribe", "unsubscribe", "info")
-"""The acknowledged client → server events; any other name is `unknown_action`."""

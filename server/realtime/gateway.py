@@ -27,7 +27,7 @@ from client_sdk.protocol import (
     format_timestamp,
     utc_now,
 )
-from server.auth import AuthError, Identity, Role, TokenAuthority
+from server.auth import AuthError, Role, TokenAuthority
 from server.client_address import ClientAddresses
 from server.config import Settings
 from server.events.dispatcher import Dispatcher
@@ -626,8 +626,3 @@ class RealtimeGateway:
             "rate_limited": self.stats.rate_limited,
             "slow_consumer_disconnects": self.stats.slow_consumer_disconnects,
         }
-
-    def identity_of(self, sid: str) -> Identity | None:
-        """The identity of a live connection."""
-        conn = self.connections.get(sid)
-        return conn.identity if conn else None
