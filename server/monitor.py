@@ -1,4 +1,7 @@
-"""Background jobs of the running server: metrics_updated, health_changed, proposal expiry."""
+"""The scheduler of the running server's background jobs: metrics_updated, health_changed, proposal expiry.
+
+It decides when, not what: the figures and the expiry rule come from the domain services.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ from server.events.writer import GroupCommitWriter
 from server.periodic import Periodic
 from server.realtime.gateway import RealtimeGateway
 from server.store.db import Database
-from server.store.repositories import AgentRepository, TaskRepository
 
 log = structlog.get_logger(__name__)
 SYSTEM = ["system"]
@@ -87,9 +89,8 @@ class Monitor:
             self._transitions.pop(0)
         if status != "healthy":
             return
-        async with self.db.read() as conn:
-            agents = await AgentRepository(conn).count_by_status()
-            tasks = await TaskRepository(conn).count_by_status()
+        agents = await self.domain.agents.count_by_status()
+        tasks = await self.domain.tasks.count_by_status()
         now, published = time.monotonic(), self.gateway.stats.events_published
         then, before = self._last
         self._last = (now, published)

@@ -90,6 +90,11 @@ class AgentService:
             items, total = await repos.agents.page(agent_type, status, limit, offset)
         return Page[Agent](items=items, total=total, limit=limit, offset=offset)
 
+    async def count_by_status(self) -> dict[str, int]:
+        """Status → number of agents."""
+        async with self.reader.read() as repos:
+            return await repos.agents.count_by_status()
+
     async def update(self, agent_id: str, request: AgentUpdate) -> Agent:
         """Partial update; emits agent_updated, and agent_status_changed when the status moved."""
         changes = request.model_dump(exclude_unset=True)

@@ -75,6 +75,11 @@ class TaskService:
             items, total = await repos.tasks.page(status, limit, offset)
         return Page[Task](items=items, total=total, limit=limit, offset=offset)
 
+    async def count_by_status(self) -> dict[str, int]:
+        """Status → number of tasks."""
+        async with self.reader.read() as repos:
+            return await repos.tasks.count_by_status()
+
     async def transition(self, task_id: str, request: TaskUpdate) -> Task:
         """Move a task to `request.status` if the state machine allows it; emits task_<status>."""
 
