@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import structlog
@@ -140,7 +139,12 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _announce_shutdown(app: web.Application) -> None:
+    """Send every connection `disconnected` (server_shutdown) and close it before the listeners go.
+
+    No fixed pause is needed after it: `gateway.shutdown` returns once each WebSocket's write buffer
+    and kernel send queue are empty (or its transport was aborted at the ~1 s bound), and a polling
+    client's last response is written by its request handler, which aiohttp's own shutdown awaits.
+    """
     gateway = app[GATEWAY]
     app[CLOSED]["connections_closed"] = len(gateway.connections)
     await gateway.shutdown()
-    await asyncio.sleep(0.05)  # let the `disconnected` frames reach the sockets
