@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     fast_path: bool = Field(True, description="Write pre-built WebSocket frames straight to idle sockets")
     send_timeout_s: float = Field(10.0, gt=0, description="A write blocked this long is a slow consumer")
     max_payload_bytes: int = Field(100_000, ge=1024, description="Largest Socket.IO message or REST body")
+    max_frame_bytes: int = Field(
+        1_000_000,
+        ge=1024,
+        description="Largest WebSocket frame or polling POST; past it the transport closes (1009 / 413). "
+        "At least max_payload_bytes",
+    )
     max_rooms_per_connection: int = Field(100, ge=1, description="Rooms one connection may join")
     max_filter_size: int = Field(64, ge=1, description="Event types one filter may hold")
     max_json_depth: int = Field(32, ge=2, description="Deepest nesting accepted in a client event or REST body")
@@ -75,6 +81,12 @@ class Settings(BaseSettings):
     connects_per_min_per_ip: float = Field(600.0, gt=0, description="Connection attempts per IP")
     connects_burst_per_ip: int = Field(100, ge=1, description="Connection attempts per IP, burst")
     max_connections_per_user: int = Field(100, ge=1, description="Concurrent connections per token subject")
+    max_pending_sessions_per_ip: int = Field(
+        50, ge=1, description="Open Engine.IO sessions per IP without a Socket.IO connection; past it 429"
+    )
+    connect_timeout_s: float = Field(
+        10.0, gt=0, description="An Engine.IO session without a Socket.IO CONNECT by then is closed"
+    )
 
     # event log
     event_retention_count: int = Field(100_000, ge=1, description="Events kept in the log")
@@ -115,6 +127,17 @@ class Settings(BaseSettings):
     metrics_interval_s: float = Field(10.0, gt=0, description="metrics_updated period to the system room")
     log_level: LogLevel = Field("info", description="Least severe level logged: debug, info, warning, error, critical")
     log_format: Literal["json", "console"] = Field("json", description="json in production, console for dev")
+
+    @model_validator(mode="after")
+    def _frames_hold_a_message(self) -> Settings:
+        # A frame limit under the message limit would close transports for messages the
+        # application would have answered with `invalid_request`.
+        if self.max_frame_bytes < self.max_payload_bytes:
+            raise ValueError(
+                f"IMMUNE_MAX_FRAME_BYTES ({self.max_frame_bytes}) must be at least "
+                f"IMMUNE_MAX_PAYLOAD_BYTES ({self.max_payload_bytes})"
+            )
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

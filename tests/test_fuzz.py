@@ -34,9 +34,10 @@ json_values = st.recursive(
 )
 deep = st.integers(min_value=20, max_value=200).map(lambda n: _nest(n))
 binary = st.binary(min_size=1, max_size=256)
-# Big, but under IMMUNE_MAX_PAYLOAD_BYTES: past it Engine.IO closes the transport (tested on its own).
 huge_text = st.text(alphabet=st.characters(codec="utf-8"), min_size=1000, max_size=3000)
-payloads = st.one_of(json_values, deep, binary, huge_text, st.dictionaries(st.just("room"), huge_text))
+# Over IMMUNE_MAX_PAYLOAD_BYTES (100 000) but under the frame limit: an `invalid_request` ack, not a cut.
+over_limit = st.integers(100_001, 180_000).map(lambda n: {"room": "x" * n})
+payloads = st.one_of(json_values, deep, binary, huge_text, st.dictionaries(st.just("room"), huge_text), over_limit)
 field_payloads = st.dictionaries(
     st.sampled_from(["room", "event_types", "rooms", "x"]), st.one_of(json_values, st.lists(st.text(max_size=90)))
 )

@@ -15,12 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from server.api.keys import GATEWAY
 from tests.conftest import ServerFactory
+from tests.eio import closed_within, open_websocket, socketio_connect
 from tests.support import ROOT, RunningServer, connect_client, connect_error, rest
 
 SECRET = "test-secret-" + "x" * 32
@@ -269,12 +271,35 @@ async def test_size_limits_answer_clearly_and_lose_nothing(server_factory: Serve
     await rec.client.disconnect()
 
 
-async def test_oversized_socketio_message_closes_only_that_transport(server_factory: ServerFactory) -> None:
-    server = await server_factory(max_payload_bytes=2048)
-    big = await connect_client(server.url, auth={"token": server.token()})
+async def test_a_message_over_the_payload_limit_gets_an_error_ack_and_keeps_the_connection(
+    server_factory: ServerFactory,
+) -> None:
+    server = await server_factory(max_payload_bytes=2048, max_frame_bytes=8192)
+    rec = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+    ack = await rec.call("join", {"room": "agent:" + "x" * 3000})
+    assert ack["success"] is False and ack["error"]["code"] == "invalid_request", ack
+    assert ack["error"]["details"]["limit"] == 2048 and ack["error"]["details"]["size"] > 2048
+    # Without an ack callback the same request gets an `error` event, and the connection stays.
+    await rec.client.emit("ping", {"pad": "é" * 1500})  # 3 000 bytes in UTF-8, 1 500 characters
+    (error,) = await rec.wait_event("error")
+    assert error["data"]["code"] == "invalid_request" and error["data"]["details"]["limit"] == 2048
+    assert (await rec.call("info"))["data"]["rooms"] == ["agents"]
+    await rest(server, "POST", "/ws/broadcast", json={"event_type": "custom.after", "room": "agents"})
+    await rec.wait_event("custom.after")
+    await rec.client.disconnect()
+
+
+async def test_a_frame_over_the_transport_limit_closes_only_that_websocket_with_1009(
+    server_factory: ServerFactory,
+) -> None:
+    server = await server_factory(max_payload_bytes=2048, max_frame_bytes=8192)
     other = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
-    await big.client.emit("ping", {"pad": "x" * 10_000})
-    await big.wait_for(lambda: not big.client.connected, timeout=10)
+    async with aiohttp.ClientSession() as http:
+        ws = await open_websocket(http, server.url)
+        await socketio_connect(ws, {"token": server.token()})
+        await ws.send_str('42["ping",{"pad":"' + "x" * 20_000 + '"}]')
+        closing = await closed_within(ws, timeout=10)
+        assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
     await rest(server, "POST", "/ws/broadcast", json={"event_type": "custom.after", "room": "agents"})
     await other.wait_event("custom.after")
     assert (await rest(server, "GET", "/health", role=None))[0] == 200

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections import Counter
 from typing import Any
 from urllib.parse import parse_qs
 
-import engineio
 import socketio
 import structlog
 from aiohttp import web
@@ -37,8 +37,8 @@ from server.origins import OriginPolicy
 from server.realtime import codec
 from server.realtime.backpressure import SendWatchdog
 from server.realtime.connection import Connection
+from server.realtime.engine import ImmuneSocketServer, OversizedMessage, SessionGuard, TransportMetrics
 from server.realtime.errors import ProtocolError
-from server.realtime.lean_queue import LeanQueue
 from server.realtime.limits import KeyedBuckets, TokenBucket, json_depth
 from server.realtime.manager import FanoutManager, record_websockets, transport_of, unsent_bytes
 from server.realtime.reaper import ConnectionReaper
@@ -53,35 +53,6 @@ NAMESPACE = "/"
 SOCKETIO_PATH = "/socket.io/"  # where Socket.IO is served; the REST middlewares step aside for it
 SHUTDOWN_GRACE_S = 1.0
 """At shutdown, how long peers get to take their last frames before their transports are aborted."""
-
-
-class LeanEngineServer(engineio.AsyncServer):
-    """Engine.IO server whose per-socket outgoing queues are `LeanQueue`s."""
-
-    def create_queue(self, *args: Any, **kwargs: Any) -> LeanQueue:
-        """One connection's outgoing queue."""
-        return LeanQueue(*args, **kwargs)
-
-
-class ImmuneSocketServer(socketio.AsyncServer):
-    """AsyncServer that routes every client event through one validating entry point."""
-
-    gateway: RealtimeGateway
-
-    def _engineio_server_class(self) -> type[LeanEngineServer]:
-        return LeanEngineServer
-
-    async def _handle_event_internal(
-        self, server: Any, sid: str, eio_sid: str, data: list[Any], namespace: str, id: int | None
-    ) -> None:
-        # Overridden so a handler knows whether the client asked for an ack: a failed request
-        # without one is answered with an `error` event instead (SPEC §5).
-        event = data[0] if data else None
-        reply = await self.gateway.handle_client_event(sid, event, data[1:], wants_ack=id is not None)
-        if id is not None:
-            await server._send_packet(
-                eio_sid, self.packet_class(sio_packet.ACK, namespace=namespace, id=id, data=[reply])
-            )
 
 
 class RealtimeGateway:
@@ -106,6 +77,15 @@ class RealtimeGateway:
         self.manager = manager or FanoutManager(max_queue=settings.max_queue, fast_path=settings.fast_path)
         self.manager.on_connected = self._activate
         self.manager.on_overflow = self._on_overflow
+        self.connect_limits = KeyedBuckets(settings.connects_per_min_per_ip, settings.connects_burst_per_ip)
+        self.client_addresses = ClientAddresses(settings.trusted_proxies)
+        self.guard = SessionGuard(
+            self.client_addresses,
+            self.connect_limits,
+            settings.max_pending_sessions_per_ip,
+            settings.connect_timeout_s,
+            TransportMetrics(metrics.registry),
+        )
         self.sio = ImmuneSocketServer(
             client_manager=self.manager,
             async_mode="aiohttp",
@@ -113,17 +93,23 @@ class RealtimeGateway:
             # Origins are checked in the connect handler so a browser gets `origin_not_allowed`
             # as connect_error data instead of an opaque HTTP 400.
             cors_allowed_origins="*",
-            max_http_buffer_size=settings.max_payload_bytes,
+            # The transport's limit is above the application's, so that a message moderately over
+            # IMMUNE_MAX_PAYLOAD_BYTES gets an `invalid_request` ack rather than a closed transport.
+            max_http_buffer_size=settings.max_frame_bytes,
+            max_message_bytes=settings.max_payload_bytes,
+            guard=self.guard,
             ping_interval=settings.ping_interval_s,
             ping_timeout=settings.ping_timeout_s,
-            logger=False,
-            engineio_logger=False,
+            # Loggers of their own: with `False` each library adds a plain stderr handler.
+            logger=logging.getLogger("socketio.server"),
+            engineio_logger=logging.getLogger("engineio.server"),
         )
         self.sio.gateway = self
         # Every Engine.IO socket learns its aiohttp response: the fast path writes to it, and the
         # send watchdog reads its transport's buffer either way.
         eio = self.sio.eio
         eio._async = {**eio._async, "websocket": record_websockets(eio._async["websocket"], self.manager.websockets)}
+        eio.guard_websockets()
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
         self.requests = ClientRequests(self)
@@ -139,8 +125,6 @@ class RealtimeGateway:
         self.reaper = ConnectionReaper(
             lambda: self.connections.values(), self._close_soon, settings.idle_timeout_s, settings.jwt_leeway_s
         )
-        self.connect_limits = KeyedBuckets(settings.connects_per_min_per_ip, settings.connects_burst_per_ip)
-        self.client_addresses = ClientAddresses(settings.trusted_proxies)
         self.connections: dict[str, Connection] = {}
         self.connections_per_user: Counter[str] = Counter()
         # Computed when scraped: keeping it current on every connect would cost O(connections) each.
@@ -158,11 +142,13 @@ class RealtimeGateway:
         self.epoch = await self.event_log.epoch()
         self.watchdog.start()
         self.reaper.start()
+        self.guard.start()
 
     async def stop(self) -> None:
         """Stop background work."""
         await self.watchdog.stop()
         await self.reaper.stop()
+        await self.guard.stop()
 
     def _sending(self) -> list[tuple[str, asyncio.Queue[Any], Any, int]]:
         """What the send watchdog checks: each live connection's queue, transport and sent count."""
@@ -222,8 +208,8 @@ class RealtimeGateway:
     def _admit(self, sid: str, environ: dict[str, Any], auth: Any) -> tuple[Connection, ConnectAuth]:
         if not self.origins.allows(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST")):
             raise ProtocolError(ErrorCode.ORIGIN_NOT_ALLOWED, "origin not allowed")
-        address = self.client_addresses.of(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"))
-        retry_after = self.connect_limits.take(address)
+        # The address and the attempt budget were settled at the Engine.IO handshake (engine.py).
+        address, retry_after = self.guard.connect_attempt(self.manager.eio_sid_from_sid(sid, NAMESPACE) or "", environ)
         if retry_after:
             self.stats.rate_limited += 1
             raise ProtocolError(
@@ -403,6 +389,12 @@ class RealtimeGateway:
         handler = self.requests.handlers.get(name)
         try:
             self._check_rate(conn)
+            if args and isinstance(args[0], OversizedMessage):
+                raise ProtocolError(
+                    ErrorCode.INVALID_REQUEST,
+                    "message too large",
+                    {"limit": args[0].limit, "size": args[0].size},
+                )
             if json_depth(args, self.settings.max_json_depth + 1) > self.settings.max_json_depth + 1:
                 raise ProtocolError(
                     ErrorCode.INVALID_REQUEST, "payload nested too deeply", {"limit": self.settings.max_json_depth}
@@ -597,6 +589,7 @@ class RealtimeGateway:
         )
         if self._tasks:  # closes already under way (slow consumers, kicks): bound by the same deadline
             await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE_S + 0.5)
+        await self.guard.close_all()  # sessions with no Socket.IO connection: no long-poll outlives this
 
     # ------------------------------------------------------------------ stats
 

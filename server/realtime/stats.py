@@ -31,6 +31,7 @@ class RealtimeMetrics:
     """Prometheus collectors, on a registry owned by one app (tests run several apps)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         self.connections = Gauge("immune_ws_connections", "Open Socket.IO connections", registry=registry)
         self.connects = Counter("immune_ws_connects", "Accepted Socket.IO connections", registry=registry)
         self.refused = Counter(
