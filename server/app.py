@@ -34,6 +34,7 @@ from server.events.writer import GroupCommitWriter
 from server.monitor import Monitor
 from server.origins import OriginPolicy
 from server.realtime.gateway import RealtimeGateway
+from server.realtime.internals import require_library_internals
 from server.realtime.limits import KeyedBuckets
 from server.realtime.stats import RealtimeMetrics
 from server.store.db import Database
@@ -47,6 +48,7 @@ log = structlog.get_logger(__name__)
 
 def build_app(settings: Settings) -> web.Application:
     """Build the whole server for these settings (nothing starts until the app runs)."""
+    require_library_internals()
     if settings.redis_url:
         # Refuse rather than silently run single-node: clients would miss other nodes' events.
         raise ConfigError(

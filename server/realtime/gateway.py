@@ -37,7 +37,13 @@ from server.origins import OriginPolicy
 from server.realtime import codec
 from server.realtime.backpressure import SendWatchdog
 from server.realtime.connection import Connection
-from server.realtime.engine import ImmuneSocketServer, OversizedMessage, SessionGuard, TransportMetrics
+from server.realtime.engine import (
+    SESSION_CLOSE_ERRORS,
+    ImmuneSocketServer,
+    OversizedMessage,
+    SessionGuard,
+    TransportMetrics,
+)
 from server.realtime.errors import ProtocolError
 from server.realtime.limits import KeyedBuckets, TokenBucket, json_depth
 from server.realtime.manager import FanoutManager, record_websockets, transport_of, unsent_bytes
@@ -532,7 +538,7 @@ class RealtimeGateway:
             await self.sio.disconnect(conn.sid)
             if socket is not None and not socket.closed:
                 await socket.close(wait=False, reason=self.sio.eio.reason.SERVER_DISCONNECT)
-        except Exception:  # a socket closing under us is fine: what matters is that it ends
+        except SESSION_CLOSE_ERRORS:  # a socket closing under us is fine: what matters is that it ends
             log.debug("close_failed", connection_id=conn.sid, exc_info=True)
         if socket is not None:
             flush = self._flush_or_abort(socket, self.settings.send_timeout_s if grace_s is None else grace_s)
