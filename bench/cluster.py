@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.run import SECRET, LoadGen, Peer, cpu_seconds, free_port, pinned, wait_http
+from bench.peers import SECRET, LoadGen, Peer, cpu_seconds, free_port, pinned, wait_http
 from tests.postgres import PostgresServer
 from tests.redis_server import RedisServer
 

@@ -24,7 +24,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.run import NODE_DIR, PAD, ROOT, SECRET, cpu_seconds, free_port, pinned, wait_http
+from bench.peers import NODE_DIR, PAD, ROOT, SECRET, LoadGen, Peer, cpu_seconds, free_port, pinned, wait_http
+from server.auth import TokenAuthority
+from server.config import Settings
 
 BENCH_ENV = {
     "IMMUNE_JWT_SECRET": SECRET,
@@ -51,9 +53,6 @@ class Server:
         cmd = [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), "--data-dir", str(self.tmp)]
         self.proc = subprocess.Popen([*pinned(0), *cmd], cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL)
         wait_http(self.url + "/health")
-        from server.auth import TokenAuthority
-        from server.config import Settings
-
         self.token = TokenAuthority(Settings(data_dir=self.tmp, jwt_secret=SECRET)).mint("bench", ["admin"], 3600)
 
     @property
@@ -209,8 +208,6 @@ def delivery_latency(seconds: float, clients: int, procs: int, rate: int = 20) -
     connections is a fan-out benchmark of its own); the probes, `rate` a second with the send time
     in `data.t`, go to `agents`, so their latency is what a subscriber sees on a busy publish path.
     """
-    from bench.run import LoadGen, Peer
-
     peer = Peer("immune-core")
     peer.start()
     try:
@@ -434,7 +431,7 @@ def main() -> None:
             None, args.seconds, args.procs, {"IMMUNE_SQLITE_SYNCHRONOUS": "normal"}
         )
     if args.database in {"postgres", "both"}:
-        from tests.postgres import PostgresServer
+        from tests.postgres import PostgresServer  # only here: the test helpers are not needed for SQLite runs
 
         postgres = PostgresServer()
         postgres.start()

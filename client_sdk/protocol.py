@@ -7,6 +7,7 @@ This module depends on pydantic only, so the SDK never pulls in the server.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -101,6 +102,11 @@ def is_subscribable_type(event_type: str) -> bool:
     return event_type in ROOM_EVENT_TYPES or is_custom_type(event_type)
 
 
+def unknown_event_types(event_types: Iterable[str]) -> list[str]:
+    """The types a filter (or a broadcast) may not name, in the order given; the one event-type check."""
+    return [event_type for event_type in event_types if not is_subscribable_type(event_type)]
+
+
 # --------------------------------------------------------------------------- rooms
 
 STATIC_ROOMS = ("agents", "tasks", "coordination", "system")
@@ -115,6 +121,11 @@ def is_valid_room(room: str) -> bool:
         if room.startswith(prefix):
             return bool(_ENTITY_ID_RE.fullmatch(room[len(prefix) :]))
     return False
+
+
+def unknown_rooms(rooms: Iterable[str]) -> list[str]:
+    """The rooms that are not public rooms, in the order given; the one room check."""
+    return [room for room in rooms if not is_valid_room(room)]
 
 
 def agent_rooms(agent_id: str) -> list[str]:
@@ -476,7 +487,3 @@ class InfoData(ConnectionView):
     last_activity: Timestamp
     messages_sent: int
     messages_received: int
-
-
-CLIENT_EVENTS = ("ping", "join", "leave", "subscribe", "unsubscribe", "info")
-"""The acknowledged client → server events; any other name is `unknown_action`."""

@@ -20,10 +20,14 @@ from client_sdk.rest_models import (
     BatchAccepted,
     BroadcastBatch,
     BroadcastRequest,
+    ConnectionInfo,
+    ConnectionList,
     ElectionResult,
     ElectionState,
+    HealthReport,
     Page,
     ProposalCreate,
+    RealtimeStats,
     TaskCreate,
     TaskUpdate,
     VoteRequest,
@@ -94,10 +98,9 @@ class RestClient:
         params = {"after": after, "rooms": rooms, "event_types": event_types, "limit": limit}
         return await self.call(EventPage, "GET", "/events", params=params)
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> HealthReport:
         """GET /health."""
-        result: dict[str, Any] = await self.request("GET", "/health")
-        return result
+        return await self.call(HealthReport, "GET", "/health")
 
 
 class _Group:
@@ -204,19 +207,17 @@ class ConsensusApi(_Group):
 class RealtimeApi(_Group):
     """/ws/*."""
 
-    async def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.rest.request("GET", "/ws/stats")
-        return result
+    async def stats(self) -> RealtimeStats:
+        return await self.rest.call(RealtimeStats, "GET", "/ws/stats")
 
     async def broadcast(
         self, event_type: str, data: dict[str, Any] | None = None, room: str | None = None, source: str | None = None
     ) -> Accepted:
-        body: dict[str, Any] = {"event_type": event_type, "data": data or {}}
-        if room is not None:
-            body["room"] = room
+        fields: dict[str, Any] = {"event_type": event_type, "data": data or {}, "room": room}
         if source is not None:
-            body["source"] = source
-        return await self.rest.call(Accepted, "POST", "/ws/broadcast", json=body)
+            fields["source"] = source
+        body = _body(BroadcastRequest, fields)
+        return await self.rest.call(Accepted, "POST", "/ws/broadcast", json=_dump(body))
 
     async def publish_many(self, events: Sequence[BroadcastRequest | Mapping[str, Any]]) -> list[int]:
         """Publish up to 1 000 events in one request; all commit together or none does.
@@ -228,9 +229,9 @@ class RealtimeApi(_Group):
         accepted = await self.rest.call(BatchAccepted, "POST", "/ws/broadcast", json=_dump(batch))
         return accepted.event_ids
 
-    async def connections(self) -> list[InfoData]:
-        body = await self.rest.request("GET", "/ws/connections")
-        return [InfoData.model_validate(item) for item in body["items"]]
+    async def connections(self) -> list[ConnectionInfo]:
+        """Every connection of the deployment, each with the `node_id` of the node that holds it."""
+        return (await self.rest.call(ConnectionList, "GET", "/ws/connections")).items
 
     async def connection(self, connection_id: str) -> InfoData:
         return await self.rest.call(InfoData, "GET", f"/ws/connections/{connection_id}")

@@ -7,21 +7,21 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from client_sdk.protocol import (
-    CONNECTION_EVENT_TYPES,
     ENTITY_ID_PATTERN,
     Agent,
     AgentActionName,
     AgentStatus,
     AgentType,
     AlertLevel,
-    EventType,
+    HealthStatus,
+    InfoData,
     Proposal,
     Task,
     TaskStatus,
     Timestamp,
     WireModel,
-    is_custom_type,
-    is_valid_room,
+    unknown_event_types,
+    unknown_rooms,
 )
 
 ItemT = TypeVar("ItemT")
@@ -137,16 +137,14 @@ class BroadcastRequest(Body):
     @field_validator("event_type")
     @classmethod
     def _known_type(cls, value: str) -> str:
-        if is_custom_type(value):
-            return value
-        if value in EventType.__members__.values() and value not in CONNECTION_EVENT_TYPES:
+        if not unknown_event_types([value]):
             return value
         raise ValueError("must be custom.<name> ([a-z0-9_.-]{1,64}) or a standard room event type")
 
     @field_validator("room")
     @classmethod
     def _known_room(cls, value: str | None) -> str | None:
-        if value is not None and not is_valid_room(value):
+        if value is not None and unknown_rooms([value]):
             raise ValueError("unknown room")
         return value
 
@@ -163,6 +161,57 @@ class BatchAccepted(WireModel):
     event_ids: list[int]
 
 
+class NodeStats(WireModel):
+    """One node's real-time figures (an item of `GET /ws/stats` `nodes`)."""
+
+    node_id: str
+    active_connections: int
+    total_connections: int
+    total_disconnections: int
+    total_rooms: int
+    messages_sent: int
+    messages_received: int
+    rooms: dict[str, int]
+    """Public room → number of members on this node."""
+    uptime_s: float
+    events_published: int
+    events_replayed: int
+    rate_limited: int
+    slow_consumer_disconnects: int
+
+
+class RealtimeStats(NodeStats):
+    """`GET /ws/stats`: this node's figures (clustered: the deployment's totals), and each node's own in `nodes`."""
+
+    nodes: list[NodeStats]
+    carrier: dict[str, Any] | None = None
+    """Clustered: this node's Redis carrier (`status` up/down, `reason`, batch counts, `jobs_lease`)."""
+    cluster_error: str | None = None
+    """Clustered, while Redis cannot be reached: why the figures are this node's alone."""
+
+
+class ConnectionInfo(InfoData):
+    """An item of `GET /ws/connections`: a connection's `info`, and the node that holds it."""
+
+    node_id: str | None = None
+
+
+class ConnectionList(WireModel):
+    """`GET /ws/connections`: every connection of the deployment (each node's, clustered)."""
+
+    items: list[ConnectionInfo]
+    total: int
+
+
+class HealthReport(WireModel):
+    """`GET /health`: liveness, with one check per dependency and the connection count."""
+
+    status: HealthStatus
+    node_id: str
+    uptime_s: float
+    checks: dict[str, Any]
+
+
 __all__ = [
     "Accepted",
     "Agent",
@@ -174,11 +223,16 @@ __all__ = [
     "BatchAccepted",
     "BroadcastBatch",
     "BroadcastRequest",
+    "ConnectionInfo",
+    "ConnectionList",
     "ElectionResult",
     "ElectionState",
+    "HealthReport",
+    "NodeStats",
     "Page",
     "Proposal",
     "ProposalCreate",
+    "RealtimeStats",
     "Task",
     "TaskCreate",
     "TaskUpdate",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import structlog
@@ -39,6 +38,7 @@ from server.events.writer import GroupCommitWriter
 from server.monitor import Monitor
 from server.origins import OriginPolicy
 from server.realtime.gateway import RealtimeGateway
+from server.realtime.internals import require_library_internals
 from server.realtime.limits import KeyedBuckets
 from server.realtime.stats import RealtimeMetrics
 from server.store.db import Database
@@ -52,6 +52,7 @@ log = structlog.get_logger(__name__)
 
 def build_app(settings: Settings) -> web.Application:
     """Build the whole server for these settings (nothing starts until the app runs)."""
+    require_library_internals()
     settings.check_cluster()  # SQLite with Redis: one line, exit 2
     app = web.Application(
         middlewares=MIDDLEWARES,
@@ -166,7 +167,12 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _announce_shutdown(app: web.Application) -> None:
+    """Send every connection `disconnected` (server_shutdown) and close it before the listeners go.
+
+    No fixed pause is needed after it: `gateway.shutdown` returns once each WebSocket's write buffer
+    and kernel send queue are empty (or its transport was aborted at the ~1 s bound), and a polling
+    client's last response is written by its request handler, which aiohttp's own shutdown awaits.
+    """
     gateway = app[GATEWAY]
     app[CLOSED]["connections_closed"] = len(gateway.connections)
     await gateway.shutdown()
-    await asyncio.sleep(0.05)  # let the `disconnected` frames reach the sockets

@@ -10,7 +10,13 @@ import math
 import sys
 from typing import Any, NoReturn
 
-from server.config import Settings, load_settings
+from pydantic import ValidationError
+
+from server.auth import AuthError, KeyConfigError, TokenAuthority
+from server.config import ConfigError, Settings, load_settings
+
+# Each command imports what only it needs inside its function: `serve` pulls in aiohttp,
+# python-socketio and SQLAlchemy (~1.3 s), which `token`, `config`, `listen` and `--help` never use.
 
 TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -106,7 +112,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Mint a token signed with this deployment's secret."""
-    from server.auth import TokenAuthority
     from server.logging_setup import configure_logging
 
     settings = _settings(args)
@@ -173,11 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `immune-core` console script."""
-    from pydantic import ValidationError
-
-    from server.auth import AuthError, KeyConfigError
-    from server.config import ConfigError
-
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)

@@ -1,4 +1,7 @@
-"""Background jobs of the running server: metrics_updated, health_changed, proposal expiry."""
+"""The scheduler of the running server's background jobs: metrics_updated, health_changed, proposal expiry.
+
+It decides when, not what: the figures and the expiry rule come from the domain services.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from client_sdk.protocol import EventType, HealthStatus
+from client_sdk.protocol import EventType, HealthChangedData, HealthStatus, MetricsUpdatedData
 from server.cluster.lease import Lease, SoleNode
 from server.domain import Domain
 from server.events.publisher import Publisher
@@ -16,7 +19,6 @@ from server.events.writer import GroupCommitWriter
 from server.periodic import Periodic
 from server.realtime.gateway import RealtimeGateway
 from server.store.db import Database
-from server.store.repositories import AgentRepository, TaskRepository
 
 log = structlog.get_logger(__name__)
 SYSTEM = ["system"]
@@ -56,7 +58,7 @@ class Monitor:
         self.metrics_interval_s = metrics_interval_s
         self.expiry_interval_s = expiry_interval_s
         self.health: HealthStatus | None = None
-        self._transitions: list[dict[str, Any]] = []
+        self._transitions: list[HealthChangedData] = []
         self._jobs = [
             Periodic("metrics-and-health", metrics_interval_s, self.tick),
             Periodic("proposal-expiry", expiry_interval_s, self.expire_due),
@@ -82,31 +84,33 @@ class Monitor:
         status, checks = await health_checks(self.db, self.publisher.writer)
         # Every node watches its own health; only the lease holder announces changes (once per cluster).
         if self.health is not None and status != self.health and self.lease.held:
-            self._transitions.append({"status": status, "previous_status": self.health, "checks": checks})
+            self._transitions.append(HealthChangedData(status=status, previous_status=self.health, checks=checks))
         self.health = status
         # Every event goes through the durable log, so a transition seen while the database is
         # down is announced, in order, as soon as it can be recorded.
         while self._transitions:
             try:
-                await self.publisher.publish(EventType.HEALTH_CHANGED, self._transitions[0], SYSTEM, source="server")
+                transition = self._transitions[0].model_dump(mode="json")
+                await self.publisher.publish(EventType.HEALTH_CHANGED, transition, SYSTEM, source="server")
             except Exception:
                 log.warning("health_changed_deferred", pending=len(self._transitions))
                 return
             self._transitions.pop(0)
         if status != "healthy":
             return
-        async with self.db.read() as conn:
-            agents = await AgentRepository(conn).count_by_status()
-            tasks = await TaskRepository(conn).count_by_status()
+        agents = await self.domain.agents.count_by_status()
+        tasks = await self.domain.tasks.count_by_status()
         now, published = time.monotonic(), self.gateway.stats.events_published
         then, before = self._last
         self._last = (now, published)
-        figures: dict[str, Any] = {
-            "node_id": self.gateway.settings.node_id,
-            "connections": len(self.gateway.connections),
-            "events_per_s": round((published - before) / max(now - then, 1e-6), 3),
-            "events_published": published,
-            "agents_by_status": agents,
-            "tasks_by_status": tasks,
-        }
-        await self.publisher.publish(EventType.METRICS_UPDATED, figures, SYSTEM, source="server")
+        figures = MetricsUpdatedData(
+            node_id=self.gateway.settings.node_id,
+            connections=len(self.gateway.connections),
+            events_per_s=round((published - before) / max(now - then, 1e-6), 3),
+            events_published=published,
+            agents_by_status=agents,
+            tasks_by_status=tasks,
+        )
+        await self.publisher.publish(
+            EventType.METRICS_UPDATED, figures.model_dump(mode="json"), SYSTEM, source="server"
+        )

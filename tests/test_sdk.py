@@ -81,7 +81,7 @@ async def test_refused_connect_raises_connect_refused(server: RunningServer) -> 
 async def test_rest_helpers_raise_typed_problems(server: RunningServer) -> None:
     async with ImmuneClient(server.url, token=server.token("viewer")) as viewer:
         stats = await viewer.rest.ws.stats()
-        assert stats["active_connections"] == 1
+        assert stats.active_connections == 1
         with pytest.raises(errors.AccessDenied):
             await viewer.rest.ws.broadcast("custom.x")
     admin = ImmuneClient(server.url, token=server.token())

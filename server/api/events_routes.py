@@ -7,7 +7,7 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from client_sdk.protocol import ID_PATTERN, MAX_EVENT_ID, AnyEnvelope, EventPage, is_subscribable_type, is_valid_room
+from client_sdk.protocol import ID_PATTERN, MAX_EVENT_ID, AnyEnvelope, EventPage, unknown_event_types, unknown_rooms
 from server.api.bodies import json_response
 from server.api.docs import documented
 from server.api.keys import EVENT_LOG
@@ -34,7 +34,7 @@ class EventQuery(BaseModel):
     @field_validator("rooms")
     @classmethod
     def _known_rooms(cls, value: list[str] | None) -> list[str] | None:
-        bad = [room for room in value or [] if not is_valid_room(room)]
+        bad = unknown_rooms(value or [])
         if bad:
             raise ValueError(f"unknown room(s): {', '.join(bad[:5])}")
         return value
@@ -42,7 +42,7 @@ class EventQuery(BaseModel):
     @field_validator("event_types")
     @classmethod
     def _known_types(cls, value: list[str] | None) -> list[str] | None:
-        bad = [t for t in value or [] if not is_subscribable_type(t)]
+        bad = unknown_event_types(value or [])
         if bad:
             raise ValueError(f"unknown event type(s): {', '.join(bad[:5])}")
         return value

@@ -8,6 +8,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from client_sdk.rest_models import HealthReport
 from server.api.bodies import json_response
 from server.api.docs import documented
 from server.api.keys import CLUSTER, DATABASE, GATEWAY, METRICS_REGISTRY, PUBLISHER, SETTINGS
@@ -20,19 +21,20 @@ def _dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-@documented("Liveness: the process serves requests (no token needed)", tag="operations", public=True)
+@documented(
+    "Liveness: the process serves requests (no token needed)", response=HealthReport, tag="operations", public=True
+)
 async def health(request: web.Request) -> web.Response:
     """Liveness: the process serves requests and the event loop turns."""
     gateway = request.app[GATEWAY]
     status, checks = await health_checks(request.app[DATABASE], request.app[PUBLISHER].writer)
-    return json_response(
-        {
-            "status": status,
-            "node_id": request.app[SETTINGS].node_id,
-            "uptime_s": gateway.stats.uptime_s,
-            "checks": {**checks, "connections": len(gateway.connections)},
-        }
+    report = HealthReport(
+        status=status,
+        node_id=request.app[SETTINGS].node_id,
+        uptime_s=gateway.stats.uptime_s,
+        checks={**checks, "connections": len(gateway.connections)},
     )
+    return json_response(report)
 
 
 @documented(

@@ -6,12 +6,15 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
+import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 from server.domain.errors import DomainError, InvalidInput, InvalidTransition, NotFound
 from server.events.errors import WriteRefused
+
+log = structlog.get_logger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -124,9 +127,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             request.path
         )
     except Exception:
-        import structlog
-
-        structlog.get_logger(__name__).exception("request_failed", path=request.path, method=request.method)
+        log.exception("request_failed", path=request.path, method=request.method)
         return Problem(500, "internal error").response(request.path)
 
 

@@ -8,7 +8,15 @@ from aiohttp import web
 from pydantic import BaseModel, RootModel, ValidationError
 
 from client_sdk.protocol import DisconnectReason, InfoData, parse_event_data
-from client_sdk.rest_models import BatchAccepted, BroadcastBatch, BroadcastRequest
+from client_sdk.rest_models import (
+    BatchAccepted,
+    BroadcastBatch,
+    BroadcastRequest,
+    ConnectionInfo,
+    ConnectionList,
+    NodeStats,
+    RealtimeStats,
+)
 from server.api.bodies import json_response, read_json
 from server.api.docs import documented
 from server.api.keys import CLUSTER, GATEWAY, PUBLISHER, SETTINGS
@@ -38,16 +46,19 @@ class BroadcastAnswer(RootModel[BroadcastAccepted | BatchAccepted]):
 
 @requires(Role.VIEWER)
 @documented(
-    "Real-time figures: connections, rooms, messages, events published and replayed", errors=(401,), tag="realtime"
+    "Real-time figures: connections, rooms, messages, events published and replayed",
+    response=RealtimeStats,
+    errors=(401,),
+    tag="realtime",
 )
 async def get_stats(request: web.Request) -> web.Response:
     """Real-time figures; `nodes` lists each node's own (one node when not clustered)."""
     cluster = request.app.get(CLUSTER)
     if cluster is None or cluster.view is None:
-        node = request.app[GATEWAY].snapshot()
-        return json_response({**node, "nodes": [node]})
+        node = NodeStats.model_validate(request.app[GATEWAY].snapshot())
+        return json_response(RealtimeStats(**dict(node), nodes=[node]))
     stats = await cluster.view.stats()
-    return json_response({**stats, "carrier": cluster.snapshot()})
+    return json_response(RealtimeStats.model_validate({**stats, "carrier": cluster.snapshot()}))
 
 
 @requires(Role.ADMIN)
@@ -101,26 +112,31 @@ def _spec(body: BroadcastRequest) -> EventSpec:
 
 
 @requires(Role.ADMIN)
-@documented("List the deployment's connections (each with its node_id)", errors=(401, 403, 503), tag="realtime")
+@documented(
+    "List the deployment's connections (each with its node_id)",
+    response=ConnectionList,
+    errors=(401, 403, 503),
+    tag="realtime",
+)
 async def list_connections(request: web.Request) -> web.Response:
     """Every connection of the deployment, each with the `node_id` of the node that holds it."""
     cluster = request.app.get(CLUSTER)
     if cluster is not None and cluster.view is not None:
         try:
-            items = await cluster.view.connections()
+            everyone = await cluster.view.connections()
         except ClusterUnavailable as exc:
             raise Problem(
                 503, f"cannot list every node's connections: {exc}", code="unavailable", headers=RETRY
             ) from None
-        return json_response({"items": items, "total": len(items)})
+        return json_response(ConnectionList.model_validate({"items": everyone, "total": len(everyone)}))
     gateway = request.app[GATEWAY]
     node_id = request.app[SETTINGS].node_id
     items = [
-        {**gateway.describe(conn).model_dump(mode="json"), "node_id": node_id}
+        ConnectionInfo.model_validate({**gateway.describe(conn).model_dump(mode="json"), "node_id": node_id})
         for conn in gateway.connections.values()
         if conn.active
     ]
-    return json_response({"items": items, "total": len(items)})
+    return json_response(ConnectionList(items=items, total=len(items)))
 
 
 @requires(Role.ADMIN)

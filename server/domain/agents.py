@@ -5,7 +5,16 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from client_sdk.protocol import Agent, AgentStatus, EventType, agent_rooms, utc_now
+from client_sdk.protocol import (
+    Agent,
+    AgentActionData,
+    AgentDeletedData,
+    AgentStatus,
+    AgentStatusChangedData,
+    EventType,
+    agent_rooms,
+    utc_now,
+)
 from client_sdk.rest_models import AgentActionRequest, AgentActionResult, AgentCreate, AgentUpdate, Page
 from server.domain.errors import InvalidInput, InvalidTransition, NotFound
 from server.domain.ports import DomainWork, Reader
@@ -81,6 +90,11 @@ class AgentService:
             items, total = await repos.agents.page(agent_type, status, limit, offset)
         return Page[Agent](items=items, total=total, limit=limit, offset=offset)
 
+    async def count_by_status(self) -> dict[str, int]:
+        """Status → number of agents."""
+        async with self.reader.read() as repos:
+            return await repos.agents.count_by_status()
+
     async def update(self, agent_id: str, request: AgentUpdate) -> Agent:
         """Partial update; emits agent_updated, and agent_status_changed when the status moved."""
         changes = request.model_dump(exclude_unset=True)
@@ -108,7 +122,8 @@ class AgentService:
         async def work(uow: DomainWork) -> None:
             if not await uow.repos.agents.delete(agent_id):
                 raise NotFound("agent", agent_id)
-            await uow.publish(EventType.AGENT_DELETED, {"agent_id": agent_id}, agent_rooms(agent_id))
+            data = AgentDeletedData(agent_id=agent_id)
+            await uow.publish(EventType.AGENT_DELETED, data.model_dump(mode="json"), agent_rooms(agent_id))
 
         await self.publisher.transact(work)
 
@@ -137,8 +152,8 @@ class AgentService:
             if request.action == "attack":
                 result["target"] = request.parameters["target"]
             await uow.repos.agents.save(updated)
-            data = {"agent_id": agent_id, "action": request.action, "result": result}
-            await uow.publish(EventType.AGENT_ACTION, data, agent_rooms(agent_id))
+            data = AgentActionData(agent_id=agent_id, action=request.action, result=result)
+            await uow.publish(EventType.AGENT_ACTION, data.model_dump(mode="json"), agent_rooms(agent_id))
             await self._status_changed(uow, current, updated)
             return AgentActionResult(agent_id=agent_id, action=request.action, result=result, agent=updated)
 
@@ -155,5 +170,5 @@ class AgentService:
 
     async def _status_changed(self, uow: DomainWork, before: Agent, after: Agent) -> None:
         if before.status != after.status:
-            data = {"agent_id": after.agent_id, "old_status": before.status, "new_status": after.status}
-            await uow.publish(EventType.AGENT_STATUS_CHANGED, data, agent_rooms(after.agent_id))
+            data = AgentStatusChangedData(agent_id=after.agent_id, old_status=before.status, new_status=after.status)
+            await uow.publish(EventType.AGENT_STATUS_CHANGED, data.model_dump(mode="json"), agent_rooms(after.agent_id))

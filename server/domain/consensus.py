@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime, timedelta
 
-from client_sdk.protocol import EventType, Proposal, utc_now
+from client_sdk.protocol import ConsensusDecidedData, EventType, Proposal, ProposalStatus, utc_now
 from client_sdk.rest_models import Page, ProposalCreate, VoteRequest
 from server.domain.agents import new_id
 from server.domain.errors import InvalidInput, InvalidTransition, NotFound
@@ -16,7 +16,7 @@ COORDINATION = ["coordination"]
 EPSILON = 1e-9
 
 
-def decide(votes: dict[str, bool], eligible: int, threshold: float) -> str:
+def decide(votes: dict[str, bool], eligible: int, threshold: float) -> ProposalStatus:
     """`approved` once approvals/eligible ≥ threshold, `rejected` once that cannot happen, else `pending`."""
     approvals = sum(1 for approve in votes.values() if approve)
     if eligible and approvals / eligible >= threshold - EPSILON:
@@ -136,17 +136,17 @@ class ConsensusService:
             raise NotFound("proposal", proposal_id)
         return proposal
 
-    async def _settle(self, uow: DomainWork, proposal: Proposal, status: str) -> Proposal:
+    async def _settle(self, uow: DomainWork, proposal: Proposal, status: ProposalStatus) -> Proposal:
         if status == "pending":
             return proposal
         decided = proposal.model_copy(update={"status": status, "decided_at": utc_now()})
         votes_for = sum(1 for approve in decided.votes.values() if approve)
-        data = {
-            "proposal_id": decided.proposal_id,
-            "decision": status,
-            "approval_rate": decided.approval_rate or 0.0,
-            "votes_for": votes_for,
-            "votes_against": len(decided.votes) - votes_for,
-        }
-        await uow.publish(EventType.CONSENSUS_DECIDED, data, COORDINATION)
+        data = ConsensusDecidedData(
+            proposal_id=decided.proposal_id,
+            decision=status,
+            approval_rate=decided.approval_rate or 0.0,
+            votes_for=votes_for,
+            votes_against=len(decided.votes) - votes_for,
+        )
+        await uow.publish(EventType.CONSENSUS_DECIDED, data.model_dump(mode="json"), COORDINATION)
         return decided

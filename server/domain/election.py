@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from client_sdk.protocol import Agent, EventType, utc_now
+from client_sdk.protocol import Agent, ElectionTriggeredData, EventType, LeaderElectedData, utc_now
 from client_sdk.rest_models import ElectionResult, ElectionState
 from server.domain.ports import DomainWork, Reader
 from server.events.publisher import Publisher
@@ -42,10 +42,11 @@ class ElectionService:
             term = state.term + 1
             elected_at = utc_now() if changed else state.elected_at
             await uow.repos.election.save(ElectionState(term=term, leader_id=leader, elected_at=elected_at))
-            await uow.publish(EventType.ELECTION_TRIGGERED, {"term": term}, COORDINATION)
+            triggered = ElectionTriggeredData(term=term)
+            await uow.publish(EventType.ELECTION_TRIGGERED, triggered.model_dump(mode="json"), COORDINATION)
             if changed:
-                data = {"leader_id": leader, "previous_leader_id": state.leader_id, "term": term}
-                await uow.publish(EventType.LEADER_ELECTED, data, COORDINATION)
+                elected = LeaderElectedData(leader_id=leader, previous_leader_id=state.leader_id, term=term)
+                await uow.publish(EventType.LEADER_ELECTED, elected.model_dump(mode="json"), COORDINATION)
             return ElectionResult(
                 term=term, leader_id=leader, previous_leader_id=state.leader_id, leader_changed=changed
             )

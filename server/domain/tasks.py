@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from client_sdk.protocol import EventType, Task, TaskStatus, task_rooms, utc_now
+from client_sdk.protocol import EventType, Task, TaskStatus, TaskTransitionData, task_rooms, utc_now
 from client_sdk.rest_models import Page, TaskCreate, TaskUpdate
 from server.domain.agents import new_id
 from server.domain.errors import InvalidInput, InvalidTransition, NotFound
@@ -75,6 +75,11 @@ class TaskService:
             items, total = await repos.tasks.page(status, limit, offset)
         return Page[Task](items=items, total=total, limit=limit, offset=offset)
 
+    async def count_by_status(self) -> dict[str, int]:
+        """Status → number of tasks."""
+        async with self.reader.read() as repos:
+            return await repos.tasks.count_by_status()
+
     async def transition(self, task_id: str, request: TaskUpdate) -> Task:
         """Move a task to `request.status` if the state machine allows it; emits task_<status>."""
 
@@ -112,10 +117,5 @@ class TaskService:
             raise InvalidTransition(f"agent {agent_id} is inactive and cannot take tasks")
 
     async def _announce(self, uow: DomainWork, before: Task, after: Task) -> None:
-        data = {
-            "task_id": after.task_id,
-            "old_status": before.status,
-            "new_status": after.status,
-            "task": after.model_dump(mode="json"),
-        }
-        await uow.publish(STATUS_EVENTS[after.status], data, task_rooms(after.task_id))
+        data = TaskTransitionData(task_id=after.task_id, old_status=before.status, new_status=after.status, task=after)
+        await uow.publish(STATUS_EVENTS[after.status], data.model_dump(mode="json"), task_rooms(after.task_id))

@@ -11,20 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from server.events.dispatcher import CommittedSink
 from server.events.errors import Overloaded, StoreUnavailable
 from server.events.log import EventLog
 from server.events.model import PublishedEvent
 from server.events.unit_of_work import StagedEvents, UnitOfWork
-from server.store.db import Database
-from server.store.sqlite_appender import SqliteAppender
 
 log = structlog.get_logger(__name__)
 
@@ -32,6 +31,32 @@ T = TypeVar("T")
 Work = Callable[[UnitOfWork[Any]], Awaitable[T]]
 EventSpec = tuple[str, dict[str, Any], Sequence[str], str]
 """(event_type, data, rooms, source) of an event published without other writes."""
+
+
+class WriteTarget(Protocol):
+    """The database the writer commits to (the store's `Database`): its engine and write lock."""
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The SQLAlchemy engine the writer takes its own connection from."""
+        ...
+
+    def write_lock(self) -> AbstractAsyncContextManager[None]:
+        """Held around each commit, so this process's writes never contend with each other."""
+        ...
+
+
+class BatchAppender(Protocol):
+    """A fast path for batches of events only (the store's SQLite appender): lock, append, commit."""
+
+    async def append(self, stage: Callable[[int], list[PublishedEvent]]) -> list[PublishedEvent]:
+        """Lock the log, let `stage(head)` build the events with their ids, write them and commit."""
+        ...
+
+    async def close(self) -> None:
+        """Release the appender's connection."""
+        ...
+
 
 MAX_BATCH_EVENTS = 5000
 """A batch stops taking units once this many events are planned (bounds one transaction's size)."""
@@ -55,14 +80,14 @@ class GroupCommitWriter:
 
     def __init__(
         self,
-        db: Database,
+        db: WriteTarget,
         event_log: EventLog,
         dispatcher: CommittedSink,
         *,
         queue_max: int,
         admission_timeout_s: float,
         repositories: Callable[[AsyncConnection], Any] = lambda conn: None,
-        appender: SqliteAppender | None = None,
+        appender: BatchAppender | None = None,
         probe_interval_s: float = 1.0,
     ) -> None:
         self._repositories = repositories
@@ -256,7 +281,7 @@ class GroupCommitWriter:
         return staged.events
 
     async def _commit_appends(
-        self, appender: SqliteAppender, live: list[_Unit], outcomes: list[tuple[_Unit, BaseException | None, Any]]
+        self, appender: BatchAppender, live: list[_Unit], outcomes: list[tuple[_Unit, BaseException | None, Any]]
     ) -> list[PublishedEvent]:
         """The SQLite fast path for a batch of events only: lock, append and commit in one thread hop."""
         per_unit: list[list[PublishedEvent]] = []

@@ -52,6 +52,12 @@ ABORT_AFTER_CLOSE_S = 0.2
 CLIENT_ADDRESS = "immune.client_address"
 """environ key: the client address per-IP limits count (peer, or as a trusted proxy names it)."""
 _SESSION_RESERVED = "immune.session_reserved"
+SESSION_CLOSE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    engineio.exceptions.EngineIOError,
+    socketio.exceptions.SocketIOError,
+)
+"""What closing a session that is already going away may raise (a transport reset, a closed socket)."""
 
 # What a client may send at the Engine.IO level (EIO=4): CLOSE, PING (only "probe", during the
 # upgrade), PONG, MESSAGE, UPGRADE. OPEN and NOOP are the server's; anything else is garbage.
@@ -322,7 +328,7 @@ async def _close_socket(socket: Any, cut: bool) -> None:
     try:
         if not socket.closed:
             await socket.close(wait=False, reason=socket.server.reason.SERVER_DISCONNECT)
-    except Exception:  # the session ending under us is fine: what matters is that it ends
+    except SESSION_CLOSE_ERRORS:  # the session ending under us is fine: what matters is that it ends
         log.debug("session_close_failed", eio_sid=socket.sid, exc_info=True)
     transport = transport_of(socket) if cut else None
     if transport is not None and not transport.is_closing():

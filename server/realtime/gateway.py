@@ -26,11 +26,9 @@ from client_sdk.protocol import (
     EventType,
     InfoData,
     format_timestamp,
-    is_subscribable_type,
-    is_valid_room,
     utc_now,
 )
-from server.auth import AuthError, Identity, Role, TokenAuthority
+from server.auth import AuthError, Role, TokenAuthority
 from server.client_address import ClientAddresses
 from server.config import Settings
 from server.events.dispatcher import Dispatcher
@@ -40,7 +38,13 @@ from server.origins import OriginPolicy
 from server.realtime import codec
 from server.realtime.backpressure import SendWatchdog
 from server.realtime.connection import Connection
-from server.realtime.engine import ImmuneSocketServer, OversizedMessage, SessionGuard, TransportMetrics
+from server.realtime.engine import (
+    SESSION_CLOSE_ERRORS,
+    ImmuneSocketServer,
+    OversizedMessage,
+    SessionGuard,
+    TransportMetrics,
+)
 from server.realtime.errors import ProtocolError
 from server.realtime.limits import KeyedBuckets, TokenBucket, json_depth
 from server.realtime.manager import FanoutManager, record_websockets, transport_of, unsent_bytes
@@ -48,7 +52,7 @@ from server.realtime.reaper import ConnectionReaper
 from server.realtime.replay_frames import ReplayFrames
 from server.realtime.requests import ClientRequests
 from server.realtime.resume import RecentEvents, ResumePlan, ResumePlanner
-from server.realtime.rooms import membership_rooms, target_rooms
+from server.realtime.rooms import check_event_types, check_room, membership_rooms, target_rooms
 from server.realtime.stats import RealtimeMetrics, RealtimeStats
 
 log = structlog.get_logger(__name__)
@@ -249,18 +253,12 @@ class RealtimeGateway:
             )
         rooms = list(dict.fromkeys(request.rooms))
         for room in rooms:
-            if not is_valid_room(room):
-                raise ProtocolError(ErrorCode.INVALID_REQUEST, f"unknown room: {room}", {"room": room})
-            if not identity.may_join(room):
-                raise ProtocolError(ErrorCode.FORBIDDEN, f"token does not allow room {room}", {"room": room})
+            check_room(room, identity, unknown=ErrorCode.INVALID_REQUEST)
         if len(rooms) > self.settings.max_rooms_per_connection:
             raise ProtocolError(
                 ErrorCode.INVALID_REQUEST, "too many rooms", {"limit": self.settings.max_rooms_per_connection}
             )
-        event_types = list(dict.fromkeys(request.event_types))
-        unknown = [t for t in event_types if not is_subscribable_type(t)]
-        if unknown:
-            raise ProtocolError(ErrorCode.INVALID_REQUEST, "unknown event type", {"event_types": unknown})
+        event_types = check_event_types(list(dict.fromkeys(request.event_types)), unknown=ErrorCode.INVALID_REQUEST)
         if len(event_types) > self.settings.max_filter_size:
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "filter too large", {"limit": self.settings.max_filter_size})
         conn = Connection(
@@ -544,7 +542,7 @@ class RealtimeGateway:
             await self.sio.disconnect(conn.sid)
             if socket is not None and not socket.closed:
                 await socket.close(wait=False, reason=self.sio.eio.reason.SERVER_DISCONNECT)
-        except Exception:  # a socket closing under us is fine: what matters is that it ends
+        except SESSION_CLOSE_ERRORS:  # a socket closing under us is fine: what matters is that it ends
             log.debug("close_failed", connection_id=conn.sid, exc_info=True)
         if socket is not None:
             flush = self._flush_or_abort(socket, self.settings.send_timeout_s if grace_s is None else grace_s)
@@ -631,8 +629,3 @@ class RealtimeGateway:
             "rate_limited": self.stats.rate_limited,
             "slow_consumer_disconnects": self.stats.slow_consumer_disconnects,
         }
-
-    def identity_of(self, sid: str) -> Identity | None:
-        """The identity of a live connection."""
-        conn = self.connections.get(sid)
-        return conn.identity if conn else None

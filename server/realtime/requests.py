@@ -16,12 +16,11 @@ from client_sdk.protocol import (
     PongData,
     RoomRequest,
     RoomsData,
-    is_subscribable_type,
-    is_valid_room,
     utc_now,
 )
 from server.realtime.connection import Connection
 from server.realtime.errors import ProtocolError
+from server.realtime.rooms import check_event_types, check_room
 
 if TYPE_CHECKING:
     from server.realtime.gateway import RealtimeGateway
@@ -52,7 +51,7 @@ class ClientRequests:
     async def join(self, conn: Connection, arg: Any) -> Ack:
         """Join one public room."""
         room = _parse(RoomRequest, arg).room
-        self.check_room(conn, room)
+        check_room(room, conn.identity)
         if room in conn.rooms:
             return _ok("already in room", RoomsData(room=room, rooms=list(conn.rooms)))
         if len(conn.rooms) >= self.settings.max_rooms_per_connection:
@@ -67,8 +66,7 @@ class ClientRequests:
     async def leave(self, conn: Connection, arg: Any) -> Ack:
         """Leave one public room (leaving a room not joined is a no-op)."""
         room = _parse(RoomRequest, arg).room
-        if not is_valid_room(room):
-            raise ProtocolError(ErrorCode.UNKNOWN_ROOM, f"unknown room: {room}", {"room": room})
+        check_room(room, identity=None)  # leaving needs no permission
         if room not in conn.rooms:
             return _ok("not in room", RoomsData(room=room, rooms=list(conn.rooms)))
         self.gateway.set_membership(conn, [r for r in conn.rooms if r != room], conn.event_types)
@@ -76,7 +74,7 @@ class ClientRequests:
 
     async def subscribe(self, conn: Connection, arg: Any) -> Ack:
         """Add types to the filter; all or nothing."""
-        wanted = self.check_event_types(_parse(FilterRequest, arg).event_types)
+        wanted = check_event_types(_parse(FilterRequest, arg).event_types)
         merged = list(dict.fromkeys([*conn.event_types, *wanted]))
         if len(merged) > self.settings.max_filter_size:
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "filter too large", {"limit": self.settings.max_filter_size})
@@ -85,27 +83,13 @@ class ClientRequests:
 
     async def unsubscribe(self, conn: Connection, arg: Any) -> Ack:
         """Remove types from the filter; removing the last one means "all types" again."""
-        unwanted = set(self.check_event_types(_parse(FilterRequest, arg).event_types))
+        unwanted = set(check_event_types(_parse(FilterRequest, arg).event_types))
         self.gateway.set_membership(conn, conn.rooms, [t for t in conn.event_types if t not in unwanted])
         return _ok("unsubscribed", FilterData(event_types=list(conn.event_types)))
 
     async def info(self, conn: Connection, _arg: Any) -> Ack:
         """Describe this connection."""
         return _ok("info", self.gateway.describe(conn))
-
-    def check_room(self, conn: Connection, room: str) -> None:
-        """Raise unless `room` exists and the connection's token may join it."""
-        if not is_valid_room(room):
-            raise ProtocolError(ErrorCode.UNKNOWN_ROOM, f"unknown room: {room}", {"room": room})
-        if not conn.identity.may_join(room):
-            raise ProtocolError(ErrorCode.FORBIDDEN, f"token does not allow room {room}", {"room": room})
-
-    def check_event_types(self, event_types: list[str]) -> list[str]:
-        """Raise unknown_event_type naming every type that cannot be subscribed to."""
-        unknown = [t for t in event_types if not is_subscribable_type(t)]
-        if unknown:
-            raise ProtocolError(ErrorCode.UNKNOWN_EVENT_TYPE, "unknown event type", {"event_types": unknown})
-        return list(dict.fromkeys(event_types))
 
 
 def _ok(message: str, data: BaseModel | InfoData) -> Ack:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Select, bindparam, delete, func, insert, select, update
@@ -172,15 +172,10 @@ def _selection(
 
 
 def _row_to_event(row: Any) -> PublishedEvent:
-    created: datetime = row["created_at"]
-    if created.tzinfo is None:  # SQLite returns naive datetimes; they were stored as UTC
-        from datetime import UTC
-
-        created = created.replace(tzinfo=UTC)
     return PublishedEvent(
         event_id=int(row["id"]),
         event_type=row["event_type"],
-        timestamp=created,
+        timestamp=row["created_at"],  # aware: the column is a UtcDateTime
         data=row["data"],
         source=row["source"],
         rooms=tuple(row["rooms"]),

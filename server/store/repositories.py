@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -30,12 +30,6 @@ _SAVE_TASKS = update(tasks).where(tasks.c.id == bindparam("b_id"))
 _SAVE_PROPOSALS = update(proposals).where(proposals.c.id == bindparam("b_id"))
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:  # SQLite hands back naive UTC
-        return moment.replace(tzinfo=UTC)
-    return moment
-
-
 def _agent(row: Any) -> Agent:
     return Agent(
         agent_id=row["id"],
@@ -45,8 +39,8 @@ def _agent(row: Any) -> Agent:
         health=row["health"],
         energy=row["energy"],
         metadata=row["metadata"] or {},
-        created_at=_utc(row["created_at"]),
-        updated_at=_utc(row["updated_at"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
@@ -60,8 +54,8 @@ def _task(row: Any) -> Task:
         agent_id=row["agent_id"],
         result=row["result"],
         error=row["error"],
-        created_at=_utc(row["created_at"]),
-        updated_at=_utc(row["updated_at"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
@@ -75,9 +69,9 @@ def _proposal(row: Any) -> Proposal:
         votes=row["votes"] or {},
         eligible_voters=row["eligible_voters"] or [],
         approval_rate=row["approval_rate"],
-        created_at=_utc(row["created_at"]),
-        expires_at=_utc(row["expires_at"]),
-        decided_at=_utc(row["decided_at"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        decided_at=row["decided_at"],
     )
 
 
@@ -195,7 +189,7 @@ class ElectionRepository:
 
     async def get(self) -> ElectionState:
         row = (await self.conn.execute(select(election).where(election.c.id == 1))).mappings().one()
-        return ElectionState(term=row["term"], leader_id=row["leader_id"], elected_at=_utc(row["elected_at"]))
+        return ElectionState(term=row["term"], leader_id=row["leader_id"], elected_at=row["elected_at"])
 
     async def save(self, state: ElectionState) -> None:
         await self.conn.execute(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -14,12 +16,32 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    TypeDecorator,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
 
 metadata = MetaData()
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware.
+
+    PostgreSQL returns aware datetimes; SQLite keeps no zone and hands back naive ones, which were
+    written as UTC. The fix lives here once, so no row reader has to remember it.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Attach UTC to a naive value read back (SQLite)."""
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
 
 log_meta = Table(
     "log_meta",
@@ -41,7 +63,7 @@ events = Table(
     Column("rooms", JSONType, nullable=False),
     Column("data", JSONType, nullable=False),
     Column("source", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Index("ix_events_created_at", "created_at"),
 )
 
@@ -62,8 +84,8 @@ agents = Table(
     Column("health", Float, nullable=False),
     Column("energy", Float, nullable=False),
     Column("metadata", JSONType, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_agents_type_status", "agent_type", "status"),
 )
 
@@ -78,8 +100,8 @@ tasks = Table(
     Column("agent_id", String(64), nullable=True),
     Column("result", JSONType, nullable=True),
     Column("error", String(2000), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_tasks_status", "status"),
 )
 
@@ -89,7 +111,7 @@ election = Table(
     Column("id", Integer, primary_key=True),
     Column("term", BigInteger, nullable=False),
     Column("leader_id", String(64), nullable=True),
-    Column("elected_at", DateTime(timezone=True), nullable=True),
+    Column("elected_at", UtcDateTime(), nullable=True),
 )
 
 proposals = Table(
@@ -103,8 +125,8 @@ proposals = Table(
     Column("votes", JSONType, nullable=False),
     Column("eligible_voters", JSONType, nullable=False),
     Column("approval_rate", Float, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=True),
-    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("decided_at", UtcDateTime(), nullable=True),
     Index("ix_proposals_status_expires", "status", "expires_at"),
 )

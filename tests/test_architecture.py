@@ -1,0 +1,59 @@
+"""The one direction of imports (docs/architecture.md), checked on the source so a stray import fails CI."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# package → prefixes its modules must never import (every import counts: top level, inside a
+# function, or under TYPE_CHECKING).
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "client_sdk": ("server",),
+    "server/domain": ("aiohttp", "socketio", "engineio", "sqlalchemy", "server.api", "server.realtime", "server.store"),
+    "server/events": (
+        "aiohttp",
+        "socketio",
+        "engineio",
+        "server.api",
+        "server.realtime",
+        "server.domain",
+        "server.store",
+    ),
+    "server/store": ("aiohttp", "socketio", "engineio", "server.api", "server.realtime", "server.domain"),
+    "server/realtime": ("server.api", "server.domain", "server.store"),
+    "server/api": ("server.store",),
+}
+
+# The one allowed exception, with its reason: the typed application key of the database, which
+# the liveness/readiness probes ping (operations, not domain).
+ALLOWED = {("server/api/keys.py", "server.store.db")}
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module name a file imports."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_imports_go_one_way(package: str) -> None:
+    offending = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if "/migrations/" in relative:
+            continue
+        for name in sorted(imports_of(path)):
+            if (relative, name) in ALLOWED:
+                continue
+            if any(name == prefix or name.startswith(prefix + ".") for prefix in FORBIDDEN[package]):
+                offending.append(f"{relative} imports {name}")
+    assert not offending, offending
