@@ -85,7 +85,7 @@ def build_app(settings: Settings) -> web.Application:
     lease: Lease = SoleNode()
     if cluster is not None:
         cluster.attach(gateway_as_local_node(gateway))
-        gateway.remote_connections = _remote_connections(cluster)
+        gateway.registry.remote_connections = _remote_connections(cluster)
         lease = cluster.lease
         app[CLUSTER] = cluster
 
@@ -174,5 +174,5 @@ async def _announce_shutdown(app: web.Application) -> None:
     client's last response is written by its request handler, which aiohttp's own shutdown awaits.
     """
     gateway = app[GATEWAY]
-    app[CLOSED]["connections_closed"] = len(gateway.connections)
+    app[CLOSED]["connections_closed"] = len(gateway.registry)
     await gateway.shutdown()

@@ -105,7 +105,7 @@ class Monitor:
         self._last = (now, published)
         figures = MetricsUpdatedData(
             node_id=self.gateway.settings.node_id,
-            connections=len(self.gateway.connections),
+            connections=len(self.gateway.registry),
             events_per_s=round((published - before) / max(now - then, 1e-6), 3),
             events_published=published,
             agents_by_status=agents,

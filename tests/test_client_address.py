@@ -51,7 +51,7 @@ async def test_connect_limit_counts_each_forwarded_client_when_the_proxy_is_trus
     other = await connect_client(
         server.url, auth=auth, headers={"X-Forwarded-For": "203.0.113.6"}, transports=["websocket"]
     )
-    addresses = sorted(str(conn.remote_addr) for conn in server.app[GATEWAY].connections.values())
+    addresses = sorted(str(conn.remote_addr) for conn in server.app[GATEWAY].registry.by_sid.values())
     assert addresses == ["203.0.113.5", "203.0.113.5", "203.0.113.6"]
     for rec in (*clients, other):
         await rec.client.disconnect()

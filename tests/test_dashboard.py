@@ -237,13 +237,13 @@ async def test_reconnect_says_when_and_resumes_with_the_missed_events(server: Ru
 
             # A server-side close (slow consumer) is resumed too; a kick is final.
             gateway = server.app[GATEWAY]
-            [sid] = [sid for sid, c in gateway.connections.items() if c.client_id == "dashboard"]
+            [sid] = [sid for sid, c in gateway.registry.by_sid.items() if c.client_id == "dashboard"]
             gateway.manager.on_overflow(sid)
             await wait_until(
-                lambda: any(c.client_id == "dashboard" and s != sid for s, c in gateway.connections.items())
+                lambda: any(c.client_id == "dashboard" and s != sid for s, c in gateway.registry.by_sid.items())
             )
             await page.wait("#status[data-state=live]", "resumed")
-            [sid] = [sid for sid, c in gateway.connections.items() if c.client_id == "dashboard"]
+            [sid] = [sid for sid, c in gateway.registry.by_sid.items() if c.client_id == "dashboard"]
             status, _, _ = await rest(server, "DELETE", f"/ws/connections/{sid}")
             assert status == 204
             await page.wait("#status[data-state=closed]", "closed by an administrator")

@@ -321,6 +321,6 @@ async def test_a_failed_backlog_read_leaves_no_connection_behind(server_factory:
     finally:
         event_log.read_ids = read_ids  # type: ignore[method-assign]
     gateway = server.app[GATEWAY]
-    await wait_until(lambda: not gateway.connections)
-    assert not gateway.connections_per_user and gateway.replay_frames.pinned_bytes == 0
+    await wait_until(lambda: not gateway.registry.by_sid)
+    assert not gateway.registry.per_user() and gateway.replay_frames.pinned_bytes == 0
     sock.close()

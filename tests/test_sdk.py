@@ -177,7 +177,7 @@ async def test_server_side_cut_reconnects_and_resumes_but_a_kick_is_final(server
         await client.connect()
         first = await admin.rest.ws.broadcast("custom.first", room="agents")
         await wait_until(lambda: client.received_event_id == first.event_id)
-        [sid] = [sid for sid, conn in gateway.connections.items() if conn.identity.subject == "mobile"]
+        [sid] = [sid for sid, conn in gateway.registry.by_sid.items() if conn.identity.subject == "mobile"]
         # What the queue bound or the send watchdog does to a slow consumer.
         gateway._close_soon(sid, DisconnectReason.SLOW_CONSUMER, "outgoing queue full")
         missed = [(await admin.rest.ws.broadcast("custom.missed", {"i": i}, room="agents")).event_id for i in range(3)]
@@ -188,7 +188,7 @@ async def test_server_side_cut_reconnects_and_resumes_but_a_kick_is_final(server
         received = [(await asyncio.wait_for(anext(iterator), 5)).event_id for _ in range(4)]
         assert received == [first.event_id, *missed]
 
-        [sid] = [sid for sid, conn in gateway.connections.items() if conn.identity.subject == "mobile"]
+        [sid] = [sid for sid, conn in gateway.registry.by_sid.items() if conn.identity.subject == "mobile"]
         await admin.rest.ws.kick(sid)
         await wait_until(lambda: not client.connected)
         await admin.rest.ws.broadcast("custom.after_kick", room="agents")

@@ -145,7 +145,7 @@ async def test_expiry_sweep_tolerates_the_same_leeway_as_connect(server_factory:
     """A token that connect accepted within the clock-skew leeway is not ended at once as expired."""
     server = await server_factory(jwt_leeway_s=30)
     rec = await connect_client(server.url, auth={"token": server.token(ttl_s=-5)})
-    [conn] = server.app[GATEWAY].connections.values()
+    [conn] = server.app[GATEWAY].registry.by_sid.values()
     assert conn.identity.expires_at is not None
     reaper = server.app[GATEWAY].reaper
     assert reaper.sweep() == []

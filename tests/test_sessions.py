@@ -122,7 +122,7 @@ async def test_a_flood_from_one_address_does_not_lock_out_another(server_factory
     assert (await refused_from("127.0.0.2", server.url, {}))["code"] == "rate_limited"
     viewer, http = await connect_from("127.0.0.3", server.url, {"token": server.token("viewer")})
     try:
-        (conn,) = server.app[GATEWAY].connections.values()
+        (conn,) = server.app[GATEWAY].registry.by_sid.values()
         assert conn.remote_addr == "127.0.0.3"
         assert (await viewer.call("ping"))["success"] is True
     finally:
@@ -169,7 +169,7 @@ async def test_nothing_read_after_a_session_closed_creates_a_connection(server_f
                 break
             frames.append(message.data)
         assert not [f for f in frames if f.startswith("40{")], frames
-    assert gateway.connections == {} and gateway.guard.sessions == {}
+    assert gateway.registry.by_sid == {} and gateway.guard.sessions == {}
 
 
 async def test_a_polling_post_whose_body_never_arrives_is_answered_408(

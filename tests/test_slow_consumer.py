@@ -110,8 +110,8 @@ async def read_until_closed(
 def stalled_socket(server: RunningServer) -> tuple[str, Any]:
     """(sid, server-side Engine.IO socket) of the connection made by `raw_client`."""
     gateway = server.app[GATEWAY]
-    [sid] = [sid for sid, conn in gateway.connections.items() if conn.identity.subject == "stalled"]
-    return sid, gateway.sio.eio.sockets[gateway.connections[sid].eio_sid]
+    [sid] = [sid for sid, conn in gateway.registry.by_sid.items() if conn.identity.subject == "stalled"]
+    return sid, gateway.sio.eio.sockets[gateway.registry.by_sid[sid].eio_sid]
 
 
 async def wait_for_stats(server: RunningServer, check: str, value: int, timeout: float = 20.0) -> dict[str, int]:
@@ -119,7 +119,7 @@ async def wait_for_stats(server: RunningServer, check: str, value: int, timeout:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        stats = server.app[GATEWAY].snapshot()
+        stats = server.app[GATEWAY].registry.snapshot()
         if stats[check] == value:
             return dict(stats)
         assert loop.time() < deadline, f"{check} never reached {value}: {stats}"
@@ -179,7 +179,7 @@ async def test_stalled_client_is_cut_off_while_a_healthy_one_gets_everything(
         sampling = False
         await sampler
         assert peak <= gateway.settings.max_queue + 3  # the bound, plus disconnected, DISCONNECT, CLOSE
-        assert gateway.snapshot()["slow_consumer_disconnects"] == 1
+        assert gateway.registry.snapshot()["slow_consumer_disconnects"] == 1
         await read_until_closed(stalled)
     finally:
         sampling = False
@@ -197,7 +197,7 @@ async def test_slow_consumer_always_gets_disconnected_even_with_a_full_queue(ser
         for i in range(300):
             event = await server.app[PUBLISHER].publish("custom.big", {"i": i, "pad": PAYLOAD}, ["agents"])
             ids.append(event.event_id)
-            if server.app[GATEWAY].snapshot()["slow_consumer_disconnects"]:
+            if server.app[GATEWAY].registry.snapshot()["slow_consumer_disconnects"]:
                 break
         await wait_for_stats(server, "slow_consumer_disconnects", 1)
         # Now the client reads again: it must find a gap-free prefix, `disconnected`, then the close.
@@ -213,7 +213,7 @@ async def test_slow_consumer_always_gets_disconnected_even_with_a_full_queue(ser
         got = [e["event_id"] for e in envelopes[1:-1]]
         assert got == ids[: len(got)] and len(got) < len(ids)  # a prefix: nothing after the cut
         assert packets[-2:] == ["41", "1"]  # Socket.IO DISCONNECT, then Engine.IO CLOSE
-        assert server.app[GATEWAY].snapshot()["slow_consumer_disconnects"] == 1
+        assert server.app[GATEWAY].registry.snapshot()["slow_consumer_disconnects"] == 1
     finally:
         sock.close()
 
@@ -250,7 +250,7 @@ async def test_the_cut_is_immediate_and_resume_has_no_hole(server_factory: Serve
     assert received == [*first, trigger - 1]  # nothing from the judgement on
     assert rec.names()[-1] == "disconnected"
     assert rec.of_type("disconnected")[0]["data"]["reason"] == "slow_consumer"
-    assert gateway.snapshot()["slow_consumer_disconnects"] == 1
+    assert gateway.registry.snapshot()["slow_consumer_disconnects"] == 1
 
     resumed = await connect_client(
         server.url, auth={"token": server.token(), "rooms": ["agents"], "last_event_id": received[-1]}
@@ -287,7 +287,7 @@ async def test_shutdown_does_not_wait_for_a_stalled_peer(server_factory: ServerF
         assert transport.is_closing()
         await healthy.wait_event("disconnected")
         assert healthy.of_type("disconnected")[0]["data"]["reason"] == "server_shutdown"
-        assert gateway.snapshot()["slow_consumer_disconnects"] == 0
+        assert gateway.registry.snapshot()["slow_consumer_disconnects"] == 0
         await read_until_closed(stalled)
     finally:
         stalled.close()

@@ -32,7 +32,7 @@ async def health(request: web.Request) -> web.Response:
         status=status,
         node_id=request.app[SETTINGS].node_id,
         uptime_s=gateway.stats.uptime_s,
-        checks={**checks, "connections": len(gateway.connections)},
+        checks={**checks, "connections": len(gateway.registry)},
     )
     return json_response(report)
 

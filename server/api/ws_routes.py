@@ -55,7 +55,7 @@ async def get_stats(request: web.Request) -> web.Response:
     """Real-time figures; `nodes` lists each node's own (one node when not clustered)."""
     cluster = request.app.get(CLUSTER)
     if cluster is None or cluster.view is None:
-        node = NodeStats.model_validate(request.app[GATEWAY].snapshot())
+        node = NodeStats.model_validate(request.app[GATEWAY].registry.snapshot())
         return json_response(RealtimeStats(**dict(node), nodes=[node]))
     stats = await cluster.view.stats()
     return json_response(RealtimeStats.model_validate({**stats, "carrier": cluster.snapshot()}))
@@ -133,8 +133,7 @@ async def list_connections(request: web.Request) -> web.Response:
     node_id = request.app[SETTINGS].node_id
     items = [
         ConnectionInfo.model_validate({**gateway.describe(conn).model_dump(mode="json"), "node_id": node_id})
-        for conn in gateway.connections.values()
-        if conn.active
+        for conn in gateway.registry.active()
     ]
     return json_response(ConnectionList(items=items, total=len(items)))
 
@@ -144,8 +143,8 @@ async def list_connections(request: web.Request) -> web.Response:
 async def get_connection(request: web.Request) -> web.Response:
     """One connection's `info`."""
     gateway = request.app[GATEWAY]
-    conn = gateway.connections.get(request.match_info["connection_id"])
-    if conn is None or not conn.active:
+    conn = gateway.registry.get_active(request.match_info["connection_id"])
+    if conn is None:
         raise Problem(404, "no such connection")
     return json_response(gateway.describe(conn))
 
@@ -170,8 +169,7 @@ async def kick_connection(request: web.Request) -> web.Response:
         if not kicked:
             raise Problem(404, "no such connection")
         return web.Response(status=204)
-    conn = gateway.connections.get(sid)
-    if conn is None or not conn.active:
+    if gateway.registry.get_active(sid) is None:
         raise Problem(404, "no such connection")
     # The answer does not wait for a stalled peer to take its last frames: that goes on (bounded
     # by the send timeout) after the connection is already gone from every room and list.

@@ -13,11 +13,10 @@ def gateway_as_local_node(gateway: RealtimeGateway) -> LocalNode:
     """The four answers the cluster view asks of this node."""
 
     def connections() -> list[dict[str, Any]]:
-        return [gateway.describe(conn).model_dump(mode="json") for conn in gateway.connections.values() if conn.active]
+        return [gateway.describe(conn).model_dump(mode="json") for conn in gateway.registry.active()]
 
     async def kick(connection_id: str) -> bool:
-        conn = gateway.connections.get(connection_id)
-        if conn is None or not conn.active:
+        if gateway.registry.get_active(connection_id) is None:
             return False
         # The answer does not wait for a stalled peer to take its last frames (bounded by the send timeout).
         await gateway.close_connection(
@@ -26,8 +25,8 @@ def gateway_as_local_node(gateway: RealtimeGateway) -> LocalNode:
         return True
 
     return LocalNode(
-        snapshot=gateway.snapshot,
-        per_user=lambda: dict(gateway.connections_per_user),
+        snapshot=gateway.registry.snapshot,
+        per_user=gateway.registry.per_user,
         connections=connections,
         kick=kick,
     )

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections import Counter
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -49,6 +47,7 @@ from server.realtime.errors import ProtocolError
 from server.realtime.limits import KeyedBuckets, TokenBucket, json_depth
 from server.realtime.manager import FanoutManager, record_websockets, transport_of, unsent_bytes
 from server.realtime.reaper import ConnectionReaper
+from server.realtime.registry import ConnectionRegistry
 from server.realtime.replay_frames import ReplayFrames
 from server.realtime.requests import ClientRequests
 from server.realtime.resume import RecentEvents, ResumePlan, ResumePlanner
@@ -63,7 +62,10 @@ SHUTDOWN_GRACE_S = 1.0
 
 
 class RealtimeGateway:
-    """Owns the Socket.IO server and every connection's state; the event sink of the dispatcher."""
+    """Owns the Socket.IO server and its event flow; the event sink of the dispatcher.
+
+    Which connections exist, per user and per room, is the registry's (server/realtime/registry.py).
+    """
 
     def __init__(
         self,
@@ -129,15 +131,12 @@ class RealtimeGateway:
         metrics.replay_bytes.set_function(lambda: self.replay_frames.pinned_bytes)
         metrics.replay_cache_bytes.set_function(lambda: self.replay_frames.idle_bytes)
         self.watchdog = SendWatchdog(settings.send_timeout_s, self._sending, self._on_overflow)
+        self.registry = ConnectionRegistry(settings.node_id, self.stats, lambda: self.manager.deliveries)
         self.reaper = ConnectionReaper(
-            lambda: self.connections.values(), self._close_soon, settings.idle_timeout_s, settings.jwt_leeway_s
+            lambda: self.registry.by_sid.values(), self._close_soon, settings.idle_timeout_s, settings.jwt_leeway_s
         )
-        self.connections: dict[str, Connection] = {}
-        self.connections_per_user: Counter[str] = Counter()
-        # A user's connections on the other nodes of a cluster (server/cluster/presence.py).
-        self.remote_connections: Callable[[str], int] = lambda subject: 0
         # Computed when scraped: keeping it current on every connect would cost O(connections) each.
-        metrics.rooms.set_function(lambda: len(self.room_members()))
+        metrics.rooms.set_function(lambda: len(self.registry.room_members()))
         self.epoch = ""
         self._tasks: set[asyncio.Task[None]] = set()
         self._shutdown_deadline = float("inf")  # loop time by which every close must be done
@@ -165,7 +164,7 @@ class RealtimeGateway:
         websockets = self.manager.websockets
         sent_by_sid = self.manager.sent_by_sid
         found = []
-        for sid, conn in self.connections.items():
+        for sid, conn in self.registry.by_sid.items():
             if not conn.active or conn.closing:
                 continue
             on_websocket = websockets.get(conn.eio_sid)
@@ -190,29 +189,20 @@ class RealtimeGateway:
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_connect_error()) from None
         # Registered before the backlog is read: concurrent connects of one user count against its
         # limit, and a close meanwhile (a shutdown) finds the connection; its replay is then released.
-        self.connections[sid] = conn
-        self.connections_per_user[conn.identity.subject] += 1
+        self.registry.add(conn)
         if request.last_event_id is not None:
             try:
                 plan = await self.resumer.plan(
                     request.last_event_id, request.epoch, self.epoch, conn.rooms, conn.event_types
                 )
             except BaseException:  # the connect fails: it must not stay registered
-                self._unregister(conn)
+                self.registry.remove(conn)
                 raise
-            if self.connections.get(sid) is not conn:  # closed while its backlog was read
+            if self.registry.get(sid) is not conn:  # closed while its backlog was read
                 plan.release()
                 return False
             conn.resume = plan
         return True
-
-    def _unregister(self, conn: Connection) -> None:
-        """Forget a connection that never became active (its connect failed)."""
-        if self.connections.get(conn.sid) is conn:
-            del self.connections[conn.sid]
-            self.connections_per_user[conn.identity.subject] -= 1
-            if self.connections_per_user[conn.identity.subject] <= 0:
-                del self.connections_per_user[conn.identity.subject]
 
     def _admit(self, sid: str, environ: dict[str, Any], auth: Any) -> tuple[Connection, ConnectAuth]:
         if not self.origins.allows(environ.get("HTTP_ORIGIN"), environ.get("HTTP_HOST")):
@@ -244,8 +234,7 @@ class RealtimeGateway:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from None
         if not identity.has_role(Role.VIEWER):  # real-time reads events: it needs viewer
             raise ProtocolError(ErrorCode.FORBIDDEN, "real-time needs role viewer", {"required_role": "viewer"})
-        held = self.connections_per_user[identity.subject] + self.remote_connections(identity.subject)
-        if held >= self.settings.max_connections_per_user:
+        if self.registry.held_by(identity.subject) >= self.settings.max_connections_per_user:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_CONNECTIONS,
                 "too many concurrent connections for this user",
@@ -280,7 +269,7 @@ class RealtimeGateway:
         event: nothing can be delivered to the connection before it is in a room, and the
         replay ends exactly at the id from which live delivery starts.
         """
-        conn = self.connections.get(sid)
+        conn = self.registry.get(sid)
         if conn is None:
             return
         plan = self.resumer.complete(conn.resume, conn.rooms, conn.event_types) if conn.resume else None
@@ -308,7 +297,7 @@ class RealtimeGateway:
         conn.active = True
         self.stats.total_connections += 1
         self.metrics.connects.inc()
-        self.metrics.connections.set(len(self.connections))
+        self.metrics.connections.set(len(self.registry))
         log.info(
             "connected",
             connection_id=sid,
@@ -344,20 +333,17 @@ class RealtimeGateway:
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         """Forget the connection."""
-        conn = self.connections.pop(sid, None)
+        conn = self.registry.pop(sid)
         self.watchdog.forget(sid)
         if conn is None:
             return
         for plan_or_lease in (conn.resume, conn.replay):
             if plan_or_lease is not None:
                 plan_or_lease.release()
-        self.connections_per_user[conn.identity.subject] -= 1
-        if self.connections_per_user[conn.identity.subject] <= 0:
-            del self.connections_per_user[conn.identity.subject]
         if conn.active:
             self.stats.total_disconnections += 1
             self.metrics.disconnects.inc()
-        self.metrics.connections.set(len(self.connections))
+        self.metrics.connections.set(len(self.registry))
         log.info("disconnected", connection_id=sid, client_id=conn.client_id, reason=str(reason))
 
     # ------------------------------------------------------------------ rooms and filters
@@ -389,7 +375,7 @@ class RealtimeGateway:
 
     async def handle_client_event(self, sid: str, event: Any, args: list[Any], wants_ack: bool) -> dict[str, Any]:
         """Run one client event; the reply is the ack body (also the basis of an `error` event)."""
-        conn = self.connections.get(sid)
+        conn = self.registry.get(sid)
         name = event if isinstance(event, str) else repr(event)
         if conn is None:
             ack = ProtocolError(ErrorCode.INVALID_REQUEST, "not connected").to_ack()
@@ -437,7 +423,7 @@ class RealtimeGateway:
         raise ProtocolError(ErrorCode.RATE_LIMITED, "too many requests", {"retry_after_s": round(retry_after, 3)})
 
     def _close_soon(self, sid: str, reason: DisconnectReason, message: str) -> None:
-        conn = self.connections.get(sid)
+        conn = self.registry.get(sid)
         if conn is not None and self._begin_close(conn):
             self._spawn(self._finish_close(conn, reason, message))
 
@@ -516,7 +502,7 @@ class RealtimeGateway:
         With `wait_for_flush=False` it returns once the Socket.IO connection is gone; waiting for
         a stalled peer to take the last frames (or aborting its transport) goes on in the background.
         """
-        conn = self.connections.get(sid)
+        conn = self.registry.get(sid)
         if conn is None or not self._begin_close(conn):
             return False
         await self._finish_close(conn, reason, message, grace_s, wait_for_flush)
@@ -574,7 +560,7 @@ class RealtimeGateway:
 
     def _on_overflow(self, sid: str) -> None:
         """A connection over its queue, buffer or time bound: cut it now, tell it, close it."""
-        conn = self.connections.get(sid)
+        conn = self.registry.get(sid)
         if conn is None or not self._begin_close(conn):
             return
         self.stats.slow_consumer_disconnects += 1
@@ -593,39 +579,10 @@ class RealtimeGateway:
         await asyncio.gather(
             *(
                 self.close_connection(sid, DisconnectReason.SERVER_SHUTDOWN, "server shutting down")
-                for sid in list(self.connections)
+                for sid in list(self.registry.by_sid)
             ),
             return_exceptions=True,
         )
         if self._tasks:  # closes already under way (slow consumers, kicks): bound by the same deadline
             await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE_S + 0.5)
         await self.guard.close_all()  # sessions with no Socket.IO connection: no long-poll outlives this
-
-    # ------------------------------------------------------------------ stats
-
-    def room_members(self) -> dict[str, int]:
-        """Public room → number of local members."""
-        counts: dict[str, int] = {}
-        for conn in self.connections.values():
-            for room in conn.rooms:
-                counts[room] = counts.get(room, 0) + 1
-        return counts
-
-    def snapshot(self) -> dict[str, Any]:
-        """This node's figures for GET /ws/stats (SPEC §8)."""
-        rooms = self.room_members()
-        return {
-            "node_id": self.settings.node_id,
-            "active_connections": len(self.connections),
-            "total_connections": self.stats.total_connections,
-            "total_disconnections": self.stats.total_disconnections,
-            "total_rooms": len(rooms),
-            "messages_sent": self.manager.deliveries,
-            "messages_received": self.stats.messages_received,
-            "rooms": rooms,
-            "uptime_s": self.stats.uptime_s,
-            "events_published": self.stats.events_published,
-            "events_replayed": self.stats.events_replayed,
-            "rate_limited": self.stats.rate_limited,
-            "slow_consumer_disconnects": self.stats.slow_consumer_disconnects,
-        }
