@@ -3,11 +3,12 @@
 Two real nodes on PostgreSQL and Redis, with a budget of 3 calls that refills one call a minute
 (nothing refills within the test): an identity that spends it on node A is refused on node B; another
 identity is unaffected; an address spending its no-token budget on A is refused on B; with
-redis-server killed both nodes still answer, each from its own budget, and say so once in the log.
+redis-server killed or hung both nodes still answer, each from its own budget, and say so once in the log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -90,3 +91,26 @@ async def test_with_redis_down_each_node_answers_from_its_own_budget(
     assert (await get_agents(b, "dave"))[0] == 429
     for node in (a, b):
         assert len(log_events(node, "rest_limits_local")) == 1
+
+
+async def test_a_hung_redis_does_not_hold_rest_calls(
+    cluster_factory: ClusterFactory, redis_server: RedisServer
+) -> None:
+    cluster = await cluster_factory(2, **LIMITS)
+    a, _ = cluster.nodes
+    redis_server.pause()  # connections stay open, nothing answers
+    try:
+        # Answered from A's own budget once the bounded Redis call gives up (the client's own
+        # timeout is far above the limiter's 100 ms, so a hold would show as a failure here).
+        async with asyncio.timeout(10):
+            assert (await get_agents(a, "erin"))[0] == 200
+        assert len(log_events(a, "rest_limits_local")) == 1
+    finally:
+        redis_server.unpause()
+    # Redis is asked again a second after the failure: the shared budget comes back, and says so.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while not log_events(a, "rest_limits_shared"):
+        assert loop.time() < deadline, "the node never went back to the shared budget"
+        assert (await get_agents(a, f"frank-{loop.time()}"))[0] == 200
+        await asyncio.sleep(0.2)
