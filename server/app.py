@@ -29,6 +29,7 @@ from server.auth import TokenAuthority
 from server.cluster.lease import Lease, SoleNode
 from server.cluster.local_node import gateway_as_local_node
 from server.cluster.node import ClusterNode
+from server.cluster.rest_limits import RedisRateLimiter
 from server.config import Settings
 from server.domain import Domain
 from server.events.dispatcher import Dispatcher
@@ -39,7 +40,7 @@ from server.monitor import Monitor
 from server.origins import OriginPolicy
 from server.realtime.gateway import RealtimeGateway
 from server.realtime.internals import require_library_internals
-from server.realtime.limits import KeyedBuckets
+from server.realtime.limits import KeyedBuckets, LocalRateLimiter, RateLimiter
 from server.realtime.stats import RealtimeMetrics
 from server.store.db import Database
 from server.store.event_log import SqlEventLog
@@ -96,7 +97,7 @@ def build_app(settings: Settings) -> web.Application:
     app[GATEWAY] = gateway
     app[DOMAIN] = domain
     app[ORIGINS] = OriginPolicy(settings)
-    app[REST_LIMITS] = KeyedBuckets(settings.rest_per_min, settings.rest_burst)
+    app[REST_LIMITS] = _rest_limits(settings)
     app[CLIENT_ADDRESSES] = gateway.client_addresses
     app[MONITOR] = Monitor(
         db, publisher, gateway, domain, settings.metrics_interval_s, settings.expiry_interval_s, lease=lease
@@ -118,6 +119,13 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_realtime_ctx)
     app.on_shutdown.append(_announce_shutdown)
     return app
+
+
+def _rest_limits(settings: Settings) -> RateLimiter:
+    """REST budgets: shared through Redis on a cluster's node, this node's own otherwise."""
+    if settings.redis_url:
+        return RedisRateLimiter(settings.redis_url, settings.rest_per_min, settings.rest_burst)
+    return LocalRateLimiter(KeyedBuckets(settings.rest_per_min, settings.rest_burst))
 
 
 def _remote_connections(cluster: ClusterNode) -> Callable[[str], int]:
@@ -164,6 +172,7 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         await cluster.stop()
     await app[GATEWAY].stop()
     await dispatcher.stop()
+    await app[REST_LIMITS].close()
 
 
 async def _announce_shutdown(app: web.Application) -> None:

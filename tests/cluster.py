@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import aiohttp
 
+from server.auth import TokenAuthority
+from server.config import Settings
 from tests.postgres import PostgresServer
 from tests.redis_server import RedisServer
 from tests.support import ServerProcess
@@ -54,12 +57,17 @@ class Cluster:
 
 
 async def stats(url: str) -> dict[str, Any]:
-    """GET /ws/stats with a viewer token minted for the ServerProcess secret."""
-    from tests.test_process import token_for
+    """GET /ws/stats with a token minted for the ServerProcess secret.
 
+    Each probe is its own subject: REST budgets are shared by the nodes, and polling must not
+    spend the budget a test sets low for its own identities.
+    """
+    from tests.test_process import SECRET
+
+    probe = TokenAuthority(Settings(data_dir=Path("."), jwt_secret=SECRET)).mint(f"probe-{uuid4().hex}", ["admin"])
     async with (
         aiohttp.ClientSession() as session,
-        session.get(f"{url}/ws/stats", headers={"Authorization": f"Bearer {token_for(Path('.'))}"}) as response,
+        session.get(f"{url}/ws/stats", headers={"Authorization": f"Bearer {probe}"}) as response,
     ):
         assert response.status == 200, await response.text()
         body: dict[str, Any] = await response.json()
