@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from server.api.keys import PUBLISHER
-from tests.support import Recorder, RunningServer, connect_client
+from server.api.keys import GATEWAY, PUBLISHER
+from tests.support import Recorder, RunningServer, connect_client, rest
 
 
 @pytest.fixture
@@ -139,6 +139,27 @@ async def test_failed_request_without_ack_gets_error_event(client: Recorder) -> 
     await client.client.emit("ping", {})  # success without ack: no reply at all
     await client.call("ping")
     assert len(client.of_type("error")) == 2
+
+
+async def test_a_handler_bug_is_an_internal_error_and_the_connection_survives(
+    server: RunningServer, client: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(conn: Any, arg: Any) -> Any:
+        raise RuntimeError("a bug in the handler")  # the fault: a defect in one handler
+
+    monkeypatch.setitem(server.app[GATEWAY].requests.handlers, "info", broken)
+    ack = await client.call("info")
+    assert error_code(ack) == "internal_error" and ack["message"] == "internal error"
+    assert "a bug" not in str(ack)  # the client learns nothing of the server's internals
+    await client.client.emit("info", {})  # without an ack: an `error` event instead
+    error = (await client.wait_event("error"))[0]
+    assert error["data"]["code"] == "internal_error" and error["data"]["request"] == "info"
+    # The connection goes on: other requests work and events still arrive.
+    assert (await client.call("join", {"room": "agents"}))["success"]
+    await server.app[PUBLISHER].publish("custom.still_alive", {}, ["agents"])
+    await client.wait_event("custom.still_alive")
+    _status, metrics, _ = await rest(server, "GET", "/metrics")
+    assert 'immune_ws_client_events_total{event="info",outcome="internal_error"} 2.0' in metrics
 
 
 async def test_limits_on_rooms_and_filter(server_factory: Any) -> None:
