@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from server.api.keys import MONITOR
 from tests.conftest import ServerFactory
 from tests.postgres import PostgresServer
-from tests.support import rest
+from tests.support import rest, wait_until
 from tests.test_agents_api import listener
 
 
@@ -41,7 +42,8 @@ async def test_outage_is_reported_and_announced_in_order(
     assert health["checks"]["database"].startswith("error")
     status, ready, _ = await rest(server, "GET", "/ready", role=None)
     assert status == 503 and ready["ready"] is False
-    await asyncio.sleep(0.5)  # a few monitor rounds observe the outage
+    # The monitor's own round has seen the outage (what /health reports is computed per request).
+    await wait_until(lambda: server.app[MONITOR].health == "degraded", timeout=15)
 
     await asyncio.to_thread(own_postgres.resume)
     changes = await rec.wait_event("health_changed", count=2, timeout=20)

@@ -92,8 +92,16 @@ async def test_a_session_that_never_connects_is_closed_after_the_timeout(server_
         assert (await open_polling(http, server.url))[0] == 200
     # A real client connects well within the timeout, and its session outlives it.
     rec = await connect_client(server.url, auth={"token": server.token()}, transports=["websocket"])
-    await asyncio.sleep(2.0)
-    assert (await rec.call("ping"))["success"] is True
+    async with aiohttp.ClientSession() as http:
+        # A marker: a session opened after the client's that never connects. Once it has timed
+        # out, the client's session is older than the timeout too, and was not closed.
+        assert (await open_polling(http, server.url))[0] == 200
+        deadline = loop.time() + 10
+        while await timed_out_sessions(http, server.url) < 3:
+            assert loop.time() < deadline, "the marker session was not closed"
+            await asyncio.sleep(0.1)
+        assert (await rec.call("ping"))["success"] is True
+        assert await timed_out_sessions(http, server.url) == 3
     await rec.client.disconnect()
 
 
