@@ -55,9 +55,7 @@ async def start_server(settings: Settings) -> RunningServer:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    server = site._server
-    assert server is not None and server.sockets
-    port = server.sockets[0].getsockname()[1]
+    port = runner.addresses[0][1]
     return RunningServer(f"http://127.0.0.1:{port}", settings, app, runner, TokenAuthority(settings))
 
 

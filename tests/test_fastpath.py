@@ -134,7 +134,7 @@ async def test_per_connection_bookkeeping_ends_with_the_connection(server: Runni
 
     def drained_noted() -> bool:
         watchdog.sweep()  # notes each transport once the peer has acknowledged everything
-        return len(watchdog._drained_at) == 3
+        return len(watchdog.tracked()) == 3
 
     await wait_until(drained_noted)
     assert len(manager.rooms_of["/"]) == 3
@@ -145,5 +145,5 @@ async def test_per_connection_bookkeeping_ends_with_the_connection(server: Runni
     assert manager.sent_by_sid[remaining] == 2  # `connected` and the event
     await clients[2].client.disconnect()
     await wait_until(lambda: not manager.sent_by_sid and not manager.websockets)
-    assert not watchdog._drained_at and not watchdog._heads and not watchdog._buffers
+    assert not watchdog.tracked()
     assert not manager.rooms_of
