@@ -134,7 +134,7 @@ async def test_per_connection_bookkeeping_ends_with_the_connection(server: Runni
 
     def drained_noted() -> bool:
         watchdog.sweep()  # notes each transport once the peer has acknowledged everything
-        return len(watchdog.tracked()) == 3
+        return len(watchdog.drained()) == 3
 
     await wait_until(drained_noted)
     assert len(manager.rooms_of["/"]) == 3
