@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -129,9 +130,12 @@ async def connect_client(
     transports: list[str] | None = None,
     headers: dict[str, str] | None = None,
     wait_connected: bool = True,
+    opened: list[socketio.AsyncClient] | None = None,
 ) -> Recorder:
-    """Connect a real python-socketio client and record what it receives."""
+    """Connect a real python-socketio client and record what it receives (noted in `opened` first)."""
     client = socketio.AsyncClient(reconnection=False)
+    if opened is not None:
+        opened.append(client)
     recorder = Recorder(client)
 
     @client.on("*")
@@ -142,6 +146,30 @@ async def connect_client(
     if wait_connected:
         await recorder.wait_event("connected")
     return recorder
+
+
+class Clients:
+    """The python-socketio clients of one test: `close()` disconnects every one, even after a failure."""
+
+    def __init__(self) -> None:
+        self.opened: list[socketio.AsyncClient] = []
+
+    async def connect(self, url: str, **kwargs: Any) -> Recorder:
+        """`connect_client`, and the client is disconnected when the test ends."""
+        return await connect_client(url, opened=self.opened, **kwargs)
+
+    async def close(self) -> None:
+        """Disconnect every client (a no-op for one already gone, which still releases its HTTP session)."""
+        for client in reversed(self.opened):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.disconnect(), 5)
+        self.opened.clear()
+
+    async def __aenter__(self) -> Clients:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 async def connect_error(

@@ -17,7 +17,7 @@ import pytest
 from server.api.keys import DATABASE, EVENT_LOG, GATEWAY, PUBLISHER
 from server.events.model import PublishedEvent
 from server.realtime.resume import RecentEvents, ResumePlan
-from tests.support import Recorder, RunningServer, connect_client, rest
+from tests.support import Clients, Recorder, RunningServer, rest
 
 
 def event_ids(rec: Recorder) -> list[int]:
@@ -37,8 +37,10 @@ async def commit_without_dispatch(server: RunningServer, count: int) -> list[int
     return [event.event_id for event in staged]
 
 
-async def test_an_id_beyond_the_next_is_held_until_the_gap_is_read_back_from_the_log(server: RunningServer) -> None:
-    rec = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+async def test_an_id_beyond_the_next_is_held_until_the_gap_is_read_back_from_the_log(
+    server: RunningServer, socket_clients: Clients
+) -> None:
+    rec = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]})
     late = await commit_without_dispatch(server, 3)
     after = (await server.app[PUBLISHER].publish("custom.after", {}, ["agents"])).event_id
     assert after == late[-1] + 1
@@ -46,11 +48,10 @@ async def test_an_id_beyond_the_next_is_held_until_the_gap_is_read_back_from_the
     assert event_ids(rec) == [*late, after]  # nothing skipped, nothing out of order
     assert [payload["data"] for payload in rec.of_type("custom.late")] == [{"n": 1}, {"n": 2}, {"n": 3}]
     assert server.app[PUBLISHER].dispatcher.last_delivered == after
-    await rec.client.disconnect()
 
 
-async def test_a_pruned_range_is_skipped_and_delivery_goes_on(server: RunningServer) -> None:
-    rec = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+async def test_a_pruned_range_is_skipped_and_delivery_goes_on(server: RunningServer, socket_clients: Clients) -> None:
+    rec = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]})
     late = await commit_without_dispatch(server, 3)
     assert await server.app[EVENT_LOG].prune(keep_count=0, max_age_s=3600) >= 3  # gone before anyone read them
     after = (await server.app[PUBLISHER].publish("custom.after", {}, ["agents"])).event_id
@@ -62,13 +63,14 @@ async def test_a_pruned_range_is_skipped_and_delivery_goes_on(server: RunningSer
     following = (await server.app[PUBLISHER].publish("custom.following", {}, ["agents"])).event_id
     await rec.wait_event("custom.following")
     assert event_ids(rec) == [after, following]
-    await rec.client.disconnect()
 
 
 async def test_a_tail_lost_while_connecting_answers_recovered_false(
-    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+    server: RunningServer,
+    monkeypatch: pytest.MonkeyPatch,
+    socket_clients: Clients,
 ) -> None:
-    first = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+    first = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]})
     start = first.of_type("connected")[0]["data"]["last_event_id"]
     await first.client.disconnect()
     await server.app[PUBLISHER].publish("custom.missed", {}, ["agents"])
@@ -87,7 +89,9 @@ async def test_a_tail_lost_while_connecting_answers_recovered_false(
         return result
 
     monkeypatch.setattr(gateway.resumer, "plan", plan_then_publish)
-    rec = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"], "last_event_id": start})
+    rec = await socket_clients.connect(
+        server.url, auth={"token": server.token(), "rooms": ["agents"], "last_event_id": start}
+    )
     connected = rec.of_type("connected")[0]["data"]
     assert connected["recovered"] is False and connected["replayed"] == 0
     assert connected["last_event_id"] == server.app[PUBLISHER].dispatcher.last_delivered
@@ -96,4 +100,3 @@ async def test_a_tail_lost_while_connecting_answers_recovered_false(
     assert event_ids(rec) == [live]  # no partial replay: the client is told to reload instead
     _status, metrics, _ = await rest(server, "GET", "/metrics")
     assert 'immune_replays_refused_total{reason="too many events while connecting"} 1.0' in metrics
-    await rec.client.disconnect()
