@@ -158,6 +158,10 @@ class Clients:
         """`connect_client`, and the client is disconnected when the test ends."""
         return await connect_client(url, opened=self.opened, **kwargs)
 
+    async def listen(self, server: RunningServer, *rooms: str) -> Recorder:
+        """A viewer in these rooms, recording what it receives."""
+        return await self.connect(server.url, auth={"token": server.token("viewer"), "rooms": list(rooms)})
+
     async def close(self) -> None:
         """Disconnect every client (a no-op for one already gone, which still releases its HTTP session)."""
         for client in reversed(self.opened):

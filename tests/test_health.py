@@ -10,8 +10,7 @@ import pytest
 from server.api.keys import MONITOR
 from tests.conftest import ServerFactory
 from tests.postgres import PostgresServer
-from tests.support import rest, wait_until
-from tests.test_agents_api import listener
+from tests.support import Clients, rest, wait_until
 
 
 @pytest.fixture
@@ -24,10 +23,12 @@ def own_postgres() -> Iterator[PostgresServer]:
 
 
 async def test_outage_is_reported_and_announced_in_order(
-    server_factory: ServerFactory, own_postgres: PostgresServer
+    server_factory: ServerFactory,
+    own_postgres: PostgresServer,
+    socket_clients: Clients,
 ) -> None:
     server = await server_factory(database_url=own_postgres.url, metrics_interval_s=0.1)
-    rec = await listener(server, "system")
+    rec = await socket_clients.listen(server, "system")
     await rec.wait_event("metrics_updated", timeout=10)  # the monitor has seen a healthy database
 
     await asyncio.to_thread(own_postgres.pause)
@@ -55,4 +56,3 @@ async def test_outage_is_reported_and_announced_in_order(
     assert changes[0]["event_id"] < changes[1]["event_id"]
     status, ready, _ = await rest(server, "GET", "/ready", role=None)
     assert status == 200
-    await rec.client.disconnect()
