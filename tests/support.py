@@ -166,7 +166,7 @@ class Clients:
         """Disconnect every client (a no-op for one already gone, which still releases its HTTP session)."""
         for client in reversed(self.opened):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.disconnect(), 5)
+                await asyncio.wait_for(client.disconnect(), 10)
         self.opened.clear()
 
     async def __aenter__(self) -> Clients:
