@@ -1,11 +1,15 @@
 # The README names these targets. Each one installs what it needs first (scripts/setup.sh).
-.PHONY: run test test-latest check lint format typecheck pytest bench setup clean readme lock
+.PHONY: run cluster test test-latest check lint format typecheck pytest bench setup clean readme lock
 
 PY := .venv/bin/python
 
 run:            ## set up and start the server with the dashboard on http://127.0.0.1:8000
 	scripts/setup.sh run
 	.venv/bin/immune-core serve
+
+cluster:        ## set up and start PostgreSQL, Redis, three nodes and HAProxy on this machine (Ctrl-C stops all)
+	scripts/setup.sh test
+	scripts/cluster.sh
 
 test:           ## set up, then lint, type-check and run the whole test suite (what CI runs)
 	scripts/setup.sh test
@@ -32,6 +36,7 @@ bench:          ## set up and run every benchmark scenario against our server, N
 	scripts/setup.sh bench
 	$(PY) -m bench.run
 	$(PY) -m bench.publish --database both
+	$(PY) -m bench.cluster
 
 setup:
 	scripts/setup.sh test

@@ -321,6 +321,7 @@ class HealthChangedData(WireModel):
 
 
 class MetricsUpdatedData(WireModel):
+    node_id: str | None = None  # the node whose figures these are (each node of a cluster sends its own)
     connections: int
     events_per_s: float
     events_published: int

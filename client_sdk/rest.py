@@ -20,6 +20,7 @@ from client_sdk.rest_models import (
     BatchAccepted,
     BroadcastBatch,
     BroadcastRequest,
+    ConnectionInfo,
     ConnectionList,
     ElectionResult,
     ElectionState,
@@ -228,7 +229,8 @@ class RealtimeApi(_Group):
         accepted = await self.rest.call(BatchAccepted, "POST", "/ws/broadcast", json=_dump(batch))
         return accepted.event_ids
 
-    async def connections(self) -> list[InfoData]:
+    async def connections(self) -> list[ConnectionInfo]:
+        """Every connection of the deployment, each with the `node_id` of the node that holds it."""
         return (await self.rest.call(ConnectionList, "GET", "/ws/connections")).items
 
     async def connection(self, connection_id: str) -> InfoData:

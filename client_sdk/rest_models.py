@@ -181,15 +181,25 @@ class NodeStats(WireModel):
 
 
 class RealtimeStats(NodeStats):
-    """`GET /ws/stats`: this node's figures, and `nodes` listing each node's own."""
+    """`GET /ws/stats`: this node's figures (clustered: the deployment's totals), and each node's own in `nodes`."""
 
     nodes: list[NodeStats]
+    carrier: dict[str, Any] | None = None
+    """Clustered: this node's Redis carrier (`status` up/down, `reason`, batch counts, `jobs_lease`)."""
+    cluster_error: str | None = None
+    """Clustered, while Redis cannot be reached: why the figures are this node's alone."""
+
+
+class ConnectionInfo(InfoData):
+    """An item of `GET /ws/connections`: a connection's `info`, and the node that holds it."""
+
+    node_id: str | None = None
 
 
 class ConnectionList(WireModel):
-    """`GET /ws/connections`: every connection on this node."""
+    """`GET /ws/connections`: every connection of the deployment (each node's, clustered)."""
 
-    items: list[InfoData]
+    items: list[ConnectionInfo]
     total: int
 
 
@@ -213,6 +223,7 @@ __all__ = [
     "BatchAccepted",
     "BroadcastBatch",
     "BroadcastRequest",
+    "ConnectionInfo",
     "ConnectionList",
     "ElectionResult",
     "ElectionState",

@@ -15,7 +15,8 @@ have npm || need_apt+=(npm)
 if [[ "$profile" != run ]]; then
   [[ -x /usr/lib/postgresql/15/bin/initdb ]] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
   have chromium || need_apt+=(chromium)
-  have redis-server || need_apt+=(redis-server)  # the fan-out's compatibility with the Redis manager
+  have redis-server || need_apt+=(redis-server)  # the carrier between the nodes of a cluster
+  have haproxy || [[ -x /usr/sbin/haproxy ]] || need_apt+=(haproxy)  # the load balancer of `make cluster` and its tests
 fi
 if ((${#need_apt[@]})); then
   echo "setup: installing Debian packages: ${need_apt[*]}"

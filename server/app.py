@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import structlog
 from aiohttp import web
@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from server.api import docs_pages, domain_routes, events_routes, openapi, ops_routes, web_routes, ws_routes
 from server.api.keys import (
     CLIENT_ADDRESSES,
+    CLUSTER,
     DATABASE,
     DOMAIN,
     EVENT_LOG,
@@ -25,7 +26,11 @@ from server.api.keys import (
 from server.api.middleware import MIDDLEWARES
 from server.api.security import AUTHORITY
 from server.auth import TokenAuthority
-from server.config import ConfigError, Settings
+from server.cluster.lease import Lease, SoleNode
+from server.cluster.local_node import gateway_as_local_node
+from server.cluster.node import ClusterNode
+from server.cluster.rest_limits import RedisRateLimiter
+from server.config import Settings
 from server.domain import Domain
 from server.events.dispatcher import Dispatcher
 from server.events.publisher import Publisher
@@ -35,7 +40,7 @@ from server.monitor import Monitor
 from server.origins import OriginPolicy
 from server.realtime.gateway import RealtimeGateway
 from server.realtime.internals import require_library_internals
-from server.realtime.limits import KeyedBuckets
+from server.realtime.limits import KeyedBuckets, LocalRateLimiter, RateLimiter
 from server.realtime.stats import RealtimeMetrics
 from server.store.db import Database
 from server.store.event_log import SqlEventLog
@@ -49,11 +54,7 @@ log = structlog.get_logger(__name__)
 def build_app(settings: Settings) -> web.Application:
     """Build the whole server for these settings (nothing starts until the app runs)."""
     require_library_internals()
-    if settings.redis_url:
-        # Refuse rather than silently run single-node: clients would miss other nodes' events.
-        raise ConfigError(
-            "IMMUNE_REDIS_URL is set, but Redis fan-out is not available in this version; unset it to run one node"
-        )
+    settings.check_cluster()  # SQLite with Redis: one line, exit 2
     app = web.Application(
         middlewares=MIDDLEWARES,
         client_max_size=settings.max_payload_bytes,
@@ -62,13 +63,15 @@ def build_app(settings: Settings) -> web.Application:
         settings.resolved_database_url(),
         synchronous=settings.sqlite_synchronous,
         busy_timeout_s=settings.db_busy_timeout_s,
+        application_name=f"immune-core {settings.node_id}",
     )
     event_log = SqlEventLog(db)
     dispatcher = Dispatcher(event_log)
+    cluster = ClusterNode(settings, db, event_log, dispatcher) if settings.redis_url else None
     writer = GroupCommitWriter(
         db,
         event_log,
-        dispatcher,
+        cluster.link if cluster is not None else dispatcher,
         queue_max=settings.write_queue_max,
         admission_timeout_s=settings.write_timeout_s,
         repositories=SqlRepositories,
@@ -80,6 +83,12 @@ def build_app(settings: Settings) -> web.Application:
     gateway = RealtimeGateway(settings, authority, event_log, dispatcher, RealtimeMetrics(registry))
     dispatcher.add_sink(gateway)
     domain = Domain.build(SqlReader(db), publisher, settings.proposal_timeout_s)
+    lease: Lease = SoleNode()
+    if cluster is not None:
+        cluster.attach(gateway_as_local_node(gateway))
+        gateway.remote_connections = _remote_connections(cluster)
+        lease = cluster.lease
+        app[CLUSTER] = cluster
 
     app[SETTINGS] = settings
     app[DATABASE] = db
@@ -88,9 +97,11 @@ def build_app(settings: Settings) -> web.Application:
     app[GATEWAY] = gateway
     app[DOMAIN] = domain
     app[ORIGINS] = OriginPolicy(settings)
-    app[REST_LIMITS] = KeyedBuckets(settings.rest_per_min, settings.rest_burst)
+    app[REST_LIMITS] = _rest_limits(settings)
     app[CLIENT_ADDRESSES] = gateway.client_addresses
-    app[MONITOR] = Monitor(db, publisher, gateway, domain, settings.metrics_interval_s, settings.expiry_interval_s)
+    app[MONITOR] = Monitor(
+        db, publisher, gateway, domain, settings.metrics_interval_s, settings.expiry_interval_s, lease=lease
+    )
     app[METRICS_REGISTRY] = registry
     app[AUTHORITY] = authority
     app[CLOSED] = {}
@@ -110,6 +121,20 @@ def build_app(settings: Settings) -> web.Application:
     return app
 
 
+def _rest_limits(settings: Settings) -> RateLimiter:
+    """REST budgets: shared through Redis on a cluster's node, this node's own otherwise."""
+    if settings.redis_url:
+        return RedisRateLimiter(settings.redis_url, settings.rest_per_min, settings.rest_burst)
+    return LocalRateLimiter(KeyedBuckets(settings.rest_per_min, settings.rest_burst))
+
+
+def _remote_connections(cluster: ClusterNode) -> Callable[[str], int]:
+    def count(subject: str) -> int:
+        return cluster.view.remote_connections(subject) if cluster.view is not None else 0
+
+    return count
+
+
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     db = app[DATABASE]
     await db.migrate()
@@ -123,11 +148,18 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     dispatcher = app[PUBLISHER].dispatcher
     writer = app[PUBLISHER].writer
     await dispatcher.start()
+    cluster = app.get(CLUSTER)
+    if cluster is not None:
+        await cluster.start()
     writer.start()
     await app[GATEWAY].start()
     settings = app[SETTINGS]
     retention = Retention(
-        app[EVENT_LOG], settings.event_retention_count, settings.event_retention_seconds, settings.retention_interval_s
+        app[EVENT_LOG],
+        settings.event_retention_count,
+        settings.event_retention_seconds,
+        settings.retention_interval_s,
+        lease=app[MONITOR].lease,
     )
     retention.start()
     app[MONITOR].start()
@@ -136,8 +168,11 @@ async def _realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[MONITOR].stop()
     await retention.stop()
     await writer.stop()
+    if cluster is not None:
+        await cluster.stop()
     await app[GATEWAY].stop()
     await dispatcher.stop()
+    await app[REST_LIMITS].close()
 
 
 async def _announce_shutdown(app: web.Application) -> None:

@@ -28,10 +28,21 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="SQLite file and generated secret live here")
     database_url: str | None = Field(None, description="SQLAlchemy async URL; default sqlite+aiosqlite in data_dir")
     redis_url: str | None = Field(
-        None, description="Redis fan-out URL (not available yet; setting it refuses to start)"
+        None,
+        description="Redis URL: run as one node of a cluster (needs a PostgreSQL IMMUNE_DATABASE_URL shared by all)",
     )
     node_id: str = Field(
         default_factory=lambda: f"node-{secrets.token_hex(3)}", description="This process's name in a cluster"
+    )
+
+    carrier_heartbeat_s: float = Field(
+        1.0, gt=0, description="Cluster: how often a node proves its Redis subscription with a heartbeat"
+    )
+    carrier_dead_after_s: float = Field(
+        3.0, gt=0, description="Cluster: a Redis subscription silent this long is dropped and made again"
+    )
+    log_follow_interval_s: float = Field(
+        0.5, gt=0, description="Cluster: how often a node reads the log head to deliver what Redis did not bring"
     )
 
     # security
@@ -143,6 +154,16 @@ class Settings(BaseSettings):
     @classmethod
     def _level_any_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    def check_cluster(self) -> None:
+        """Refuse a cluster that cannot work (ConfigError): every node must share one PostgreSQL database."""
+        if self.redis_url and self.resolved_database_url().startswith("sqlite"):
+            raise ConfigError(
+                "IMMUNE_REDIS_URL needs IMMUNE_DATABASE_URL=postgresql+asyncpg://... shared by every node; "
+                "a SQLite file is not shared between machines"
+            )
+        if self.carrier_dead_after_s <= self.carrier_heartbeat_s:
+            raise ConfigError("IMMUNE_CARRIER_DEAD_AFTER_S must be longer than IMMUNE_CARRIER_HEARTBEAT_S")
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to a SQLite file under data_dir."""

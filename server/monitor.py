@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 
 from client_sdk.protocol import EventType, HealthChangedData, HealthStatus, MetricsUpdatedData
+from server.cluster.lease import Lease, SoleNode
 from server.domain import Domain
 from server.events.publisher import Publisher
 from server.events.writer import GroupCommitWriter
@@ -46,8 +47,11 @@ class Monitor:
         domain: Domain,
         metrics_interval_s: float,
         expiry_interval_s: float,
+        lease: Lease | None = None,
     ) -> None:
         self.db = db
+        self.lease: Lease = lease or SoleNode()
+        """Health alerts and proposal expiry run only on the node that holds it (once per cluster)."""
         self.publisher = publisher
         self.gateway = gateway
         self.domain = domain
@@ -57,7 +61,7 @@ class Monitor:
         self._transitions: list[HealthChangedData] = []
         self._jobs = [
             Periodic("metrics-and-health", metrics_interval_s, self.tick),
-            Periodic("proposal-expiry", expiry_interval_s, domain.consensus.expire_due),
+            Periodic("proposal-expiry", expiry_interval_s, self.expire_due),
         ]
         self._last = (time.monotonic(), 0)
 
@@ -71,10 +75,15 @@ class Monitor:
         for job in self._jobs:
             await job.stop()
 
+    async def expire_due(self) -> int:
+        """Expire due proposals, on the lease holder only."""
+        return await self.domain.consensus.expire_due() if self.lease.held else 0
+
     async def tick(self) -> None:
         """One round: announce health transitions, then the live figures."""
         status, checks = await health_checks(self.db, self.publisher.writer)
-        if self.health is not None and status != self.health:
+        # Every node watches its own health; only the lease holder announces changes (once per cluster).
+        if self.health is not None and status != self.health and self.lease.held:
             self._transitions.append(HealthChangedData(status=status, previous_status=self.health, checks=checks))
         self.health = status
         # Every event goes through the durable log, so a transition seen while the database is
@@ -95,6 +104,7 @@ class Monitor:
         then, before = self._last
         self._last = (now, published)
         figures = MetricsUpdatedData(
+            node_id=self.gateway.settings.node_id,
             connections=len(self.gateway.connections),
             events_per_s=round((published - before) / max(now - then, 1e-6), 3),
             events_published=published,

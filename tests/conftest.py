@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.cluster import Cluster
 from tests.postgres import PostgresServer
+from tests.redis_server import RedisServer
 from tests.support import Clients, RunningServer, start_server, test_settings
 
 ServerFactory = Callable[..., Awaitable[RunningServer]]
@@ -58,3 +60,38 @@ async def pg_server(server_factory: ServerFactory, postgres: PostgresServer) -> 
     """Our server on a fresh PostgreSQL database."""
     await asyncio.to_thread(postgres.reset)
     return await server_factory(database_url=postgres.url)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the session (tests may kill, pause and restart it)."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+ClusterFactory = Callable[..., Awaitable[Cluster]]
+
+
+@pytest.fixture
+async def cluster_factory(
+    tmp_path: Path, postgres: PostgresServer, redis_server: RedisServer
+) -> AsyncIterator[ClusterFactory]:
+    """Start a cluster of real node processes on a fresh database and a running Redis; stopped after."""
+    started: list[Cluster] = []
+
+    async def factory(size: int = 2, **env: str) -> Cluster:
+        await asyncio.to_thread(postgres.reset)
+        if redis_server.proc is None or redis_server.proc.poll() is not None:
+            await asyncio.to_thread(redis_server.start)
+        redis_server.unpause()
+        cluster = Cluster(tmp_path / f"cluster{len(started)}", postgres, redis_server, size, **env)
+        started.append(cluster)
+        await cluster.start()
+        return cluster
+
+    yield factory
+    redis_server.unpause()
+    for cluster in started:
+        await asyncio.to_thread(cluster.stop)

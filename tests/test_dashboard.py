@@ -106,6 +106,8 @@ async def test_every_panel_and_the_operator_actions(server_factory: ServerFactor
         assert "live as ops (admin)" in await page.do("text", selector="#status")
         assert "token=" not in await page.do("eval", expr="location.href")
         assert "Operator token" in await page.do("text", selector="#mode")
+        # The Nodes panel lists this node (one node: not clustered) with its connection.
+        await page.wait(f'#nodes tr[data-node-id="{server.settings.node_id}"] .connections', "1")
         # Feed backfilled, in readable one-line summaries.
         await page.wait("#feed li", "CRITICAL alert: pathogen load high")
         await page.wait("#feed li", "agent m1 (")

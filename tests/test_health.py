@@ -23,10 +23,11 @@ def own_postgres() -> Iterator[PostgresServer]:
 
 
 async def test_outage_is_reported_and_announced_in_order(
-    server_factory: ServerFactory,
     own_postgres: PostgresServer,
+    server_factory: ServerFactory,
     socket_clients: Clients,
 ) -> None:
+    # own_postgres first: fixtures end in reverse order, so the server stops before its database.
     server = await server_factory(database_url=own_postgres.url, metrics_interval_s=0.1)
     rec = await socket_clients.listen(server, "system")
     await rec.wait_event("metrics_updated", timeout=10)  # the monitor has seen a healthy database

@@ -64,7 +64,7 @@ async def test_sigterm_says_server_shutdown_and_exits_cleanly(tmp_path: Path, so
         ),
         (
             {"IMMUNE_REDIS_URL": "redis://127.0.0.1:6379/0"},
-            "IMMUNE_REDIS_URL is set, but Redis fan-out is not available",
+            "IMMUNE_REDIS_URL needs IMMUNE_DATABASE_URL=postgresql+asyncpg://... shared by every node; a SQLite file",
         ),
     ],
 )

@@ -6,6 +6,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from server.client_address import ClientAddresses
+from server.cluster.node import ClusterNode
 from server.config import Settings
 from server.domain import Domain
 from server.events.log import EventLog
@@ -13,7 +14,7 @@ from server.events.publisher import Publisher
 from server.monitor import Monitor
 from server.origins import OriginPolicy
 from server.realtime.gateway import RealtimeGateway
-from server.realtime.limits import KeyedBuckets
+from server.realtime.limits import RateLimiter
 from server.store.db import Database
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -25,5 +26,7 @@ METRICS_REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 DOMAIN = web.AppKey("domain", Domain)
 MONITOR = web.AppKey("monitor", Monitor)
 ORIGINS = web.AppKey("origins", OriginPolicy)
-REST_LIMITS = web.AppKey("rest_limits", KeyedBuckets)
+REST_LIMITS = web.AppKey("rest_limits", RateLimiter)
 CLIENT_ADDRESSES = web.AppKey("client_addresses", ClientAddresses)
+CLUSTER = web.AppKey("cluster", ClusterNode)
+"""Set only on a node of a cluster (IMMUNE_REDIS_URL): read it with `app.get(CLUSTER)`."""

@@ -11,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from client_sdk.rest_models import HealthReport
 from server.api.bodies import json_response
 from server.api.docs import documented
-from server.api.keys import DATABASE, GATEWAY, METRICS_REGISTRY, PUBLISHER, SETTINGS
+from server.api.keys import CLUSTER, DATABASE, GATEWAY, METRICS_REGISTRY, PUBLISHER, SETTINGS
 from server.monitor import health_checks
 
 READY_TIMEOUT_S = 2.0
@@ -53,6 +53,14 @@ async def ready(request: web.Request) -> web.Response:
     failing = request.app[PUBLISHER].writer.unavailable_reason
     checks["writes"] = "ok" if failing is None else f"error: {failing}"
     ok = all(value == "ok" for value in checks.values())
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None:
+        # Shown, but not a reason to leave the pool: without the carrier this node still delivers
+        # every event, from the log, just later.
+        carrier = cluster.link.carrier.state
+        checks["carrier"] = (
+            "ok" if carrier.status == "up" else f"{carrier.status}: {carrier.reason} (delivering from the log)"
+        )
     headers = {} if ok else {"Retry-After": "1"}
     return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503, headers=headers, dumps=_dumps)
 

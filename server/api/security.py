@@ -48,18 +48,18 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     # budget is spent, it is refused before any signature is checked.
     client = request.app[CLIENT_ADDRESSES].of(request.remote, request.headers.get("X-Forwarded-For"))
     address = f"ip:{client}"
-    _refuse_when_spent(limits.wait_for(address))
+    _refuse_when_spent(await limits.wait_for(address))
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        limits.take(address)
+        await limits.take(address)
         raise Problem(
             401, "missing bearer token", headers={"WWW-Authenticate": 'Bearer realm="immune-core"'}, code="unauthorized"
         )
     try:
         identity = request.app[AUTHORITY].verify(token.strip())
     except AuthError as exc:
-        limits.take(address)
+        await limits.take(address)
         raise Problem(
             401,
             str(exc),
@@ -67,7 +67,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             code="unauthorized",
         ) from None
     request[IDENTITY] = identity
-    _refuse_when_spent(limits.take(f"sub:{identity.subject}"))
+    _refuse_when_spent(await limits.take(f"sub:{identity.subject}"))
     role: Role = getattr(handler, "required_role", Role.ADMIN)
     if not identity.has_role(role):
         raise Problem(403, f"requires role {role.name.lower()}", code="forbidden")

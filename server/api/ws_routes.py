@@ -12,19 +12,22 @@ from client_sdk.rest_models import (
     BatchAccepted,
     BroadcastBatch,
     BroadcastRequest,
+    ConnectionInfo,
     ConnectionList,
     NodeStats,
     RealtimeStats,
 )
 from server.api.bodies import json_response, read_json
 from server.api.docs import documented
-from server.api.keys import GATEWAY, PUBLISHER
+from server.api.keys import CLUSTER, GATEWAY, PUBLISHER, SETTINGS
 from server.api.problem import Problem, validation_problem
 from server.api.security import requires
 from server.auth import Role
+from server.cluster.presence import ClusterUnavailable
 from server.events.writer import EventSpec
 
 M = TypeVar("M", bound=BaseModel)
+RETRY = {"Retry-After": "1"}
 
 
 class BroadcastAccepted(BaseModel):
@@ -50,8 +53,12 @@ class BroadcastAnswer(RootModel[BroadcastAccepted | BatchAccepted]):
 )
 async def get_stats(request: web.Request) -> web.Response:
     """Real-time figures; `nodes` lists each node's own (one node when not clustered)."""
-    node = NodeStats.model_validate(request.app[GATEWAY].snapshot())
-    return json_response(RealtimeStats(**dict(node), nodes=[node]))
+    cluster = request.app.get(CLUSTER)
+    if cluster is None or cluster.view is None:
+        node = NodeStats.model_validate(request.app[GATEWAY].snapshot())
+        return json_response(RealtimeStats(**dict(node), nodes=[node]))
+    stats = await cluster.view.stats()
+    return json_response(RealtimeStats.model_validate({**stats, "carrier": cluster.snapshot()}))
 
 
 @requires(Role.ADMIN)
@@ -105,11 +112,30 @@ def _spec(body: BroadcastRequest) -> EventSpec:
 
 
 @requires(Role.ADMIN)
-@documented("List connections on this node", response=ConnectionList, errors=(401, 403), tag="realtime")
+@documented(
+    "List the deployment's connections (each with its node_id)",
+    response=ConnectionList,
+    errors=(401, 403, 503),
+    tag="realtime",
+)
 async def list_connections(request: web.Request) -> web.Response:
-    """Every connection on this node."""
+    """Every connection of the deployment, each with the `node_id` of the node that holds it."""
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None and cluster.view is not None:
+        try:
+            everyone = await cluster.view.connections()
+        except ClusterUnavailable as exc:
+            raise Problem(
+                503, f"cannot list every node's connections: {exc}", code="unavailable", headers=RETRY
+            ) from None
+        return json_response(ConnectionList.model_validate({"items": everyone, "total": len(everyone)}))
     gateway = request.app[GATEWAY]
-    items = [gateway.describe(conn) for conn in gateway.connections.values() if conn.active]
+    node_id = request.app[SETTINGS].node_id
+    items = [
+        ConnectionInfo.model_validate({**gateway.describe(conn).model_dump(mode="json"), "node_id": node_id})
+        for conn in gateway.connections.values()
+        if conn.active
+    ]
     return json_response(ConnectionList(items=items, total=len(items)))
 
 
@@ -125,11 +151,25 @@ async def get_connection(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
-@documented("Kick a connection (it receives disconnected: kicked)", status=204, errors=(401, 403, 404), tag="realtime")
+@documented(
+    "Kick a connection on whichever node holds it (it receives disconnected: kicked)",
+    status=204,
+    errors=(401, 403, 404, 503),
+    tag="realtime",
+)
 async def kick_connection(request: web.Request) -> web.Response:
-    """Send `disconnected` (kicked) and close the connection."""
+    """Send `disconnected` (kicked) and close the connection, on whichever node holds it."""
     gateway = request.app[GATEWAY]
     sid = request.match_info["connection_id"]
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None and cluster.view is not None:
+        try:
+            kicked = await cluster.view.kick(sid)
+        except ClusterUnavailable as exc:
+            raise Problem(503, f"cannot reach the other nodes: {exc}", code="unavailable", headers=RETRY) from None
+        if not kicked:
+            raise Problem(404, "no such connection")
+        return web.Response(status=204)
     conn = gateway.connections.get(sid)
     if conn is None or not conn.active:
         raise Problem(404, "no such connection")

@@ -31,6 +31,14 @@ class BatchEventSink(EventSink, Protocol):
         ...
 
 
+class CommittedSink(Protocol):
+    """Where the writer hands each batch it committed: the dispatcher, or a cluster node that also carries it."""
+
+    def submit(self, events: Iterable[PublishedEvent]) -> None:
+        """Accept committed events."""
+        ...
+
+
 class Dispatcher:
     """Orders committed events by id and delivers each exactly once, without gaps.
 
@@ -66,6 +74,36 @@ class Dispatcher:
                 heapq.heappush(self._pending, (event.event_id, event))
         self._drain()
 
+    async def reach(self, event_id: int, timeout_s: float = 2.0) -> bool:
+        """Deliver every committed event up to `event_id` now, reading the log; False if it is not in the log.
+
+        Clustered, a client may have seen `event_id` on a node that is a few milliseconds ahead of
+        this one; before it resumes here, this node catches up from the log instead of telling it
+        that its position is ahead of the log.
+        """
+        if event_id <= self.last_delivered:
+            return True
+        try:
+            async with asyncio.timeout(timeout_s):
+                if event_id > await self._log.head():
+                    return False
+                while self.last_delivered < event_id:
+                    found = await self._log.read(self.last_delivered, up_to=event_id, limit=1000)
+                    if not found:
+                        self.skip_to(event_id)  # pruned meanwhile: nothing left to deliver there
+                    self.submit(found)
+        except Exception as exc:  # TimeoutError, or the database is away: the caller says "not recovered"
+            log.warning("dispatcher_catch_up_failed", event_id=event_id, error=type(exc).__name__)
+            return False
+        return True
+
+    def skip_to(self, event_id: int) -> None:
+        """Treat every id up to `event_id` as delivered (retention pruned them before this node saw them)."""
+        if event_id > self.last_delivered:
+            log.warning("event_range_skipped", after=self.last_delivered, through=event_id)
+            self.last_delivered = event_id
+            self._drain()
+
     def _drain(self) -> None:
         ready: list[PublishedEvent] = []
         while self._pending and self._pending[0][0] <= self.last_delivered + 1:
@@ -99,7 +137,12 @@ class Dispatcher:
             if missing_up_to <= self.last_delivered:
                 self._drain()
                 continue
-            found = await self._log.read(self.last_delivered, up_to=missing_up_to, limit=1000)
+            try:
+                found = await self._log.read(self.last_delivered, up_to=missing_up_to, limit=1000)
+            except Exception as exc:  # the database is away: the events wait here, bounded by the log
+                log.warning("event_gap_fill_failed", after=self.last_delivered, error=type(exc).__name__)
+                await asyncio.sleep(max(self._gap_timeout_s, 0.5))
+                continue
             log.warning("event_gap_filled", after=self.last_delivered, count=len(found))
             if not found:
                 # The ids were handed out but never committed is impossible with the counter

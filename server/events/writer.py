@@ -19,7 +19,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from server.events.dispatcher import Dispatcher
+from server.events.dispatcher import CommittedSink
 from server.events.errors import Overloaded, StoreUnavailable
 from server.events.log import EventLog
 from server.events.model import PublishedEvent
@@ -82,7 +82,7 @@ class GroupCommitWriter:
         self,
         db: WriteTarget,
         event_log: EventLog,
-        dispatcher: Dispatcher,
+        dispatcher: CommittedSink,
         *,
         queue_max: int,
         admission_timeout_s: float,

@@ -406,7 +406,13 @@ class ImmuneEngineServer(engineio.AsyncServer):
         request: web.Request = args[0]
         sid = request.query.get("sid")
         if request.method != "POST" or sid is None:
-            return await super().handle_request(*args, **kwargs)
+            try:
+                return await super().handle_request(*args, **kwargs)
+            except ConnectionResetError:
+                # The client left during the handshake or the WebSocket upgrade: there is no one to
+                # answer, and it is not an error of ours (aiohttp would log it with a traceback).
+                log.debug("client_gone", path=request.path, transport=request.query.get("transport"))
+                return web.Response(status=400)
         environ = _peer_environ(request)
         socket = self.sockets.get(sid)
         if socket is None or socket.closed or not socket.connected or socket.upgraded:

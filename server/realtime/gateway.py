@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -133,6 +134,8 @@ class RealtimeGateway:
         )
         self.connections: dict[str, Connection] = {}
         self.connections_per_user: Counter[str] = Counter()
+        # A user's connections on the other nodes of a cluster (server/cluster/presence.py).
+        self.remote_connections: Callable[[str], int] = lambda subject: 0
         # Computed when scraped: keeping it current on every connect would cost O(connections) each.
         metrics.rooms.set_function(lambda: len(self.room_members()))
         self.epoch = ""
@@ -241,7 +244,8 @@ class RealtimeGateway:
             raise ProtocolError(ErrorCode.UNAUTHORIZED, str(exc)) from None
         if not identity.has_role(Role.VIEWER):  # real-time reads events: it needs viewer
             raise ProtocolError(ErrorCode.FORBIDDEN, "real-time needs role viewer", {"required_role": "viewer"})
-        if self.connections_per_user[identity.subject] >= self.settings.max_connections_per_user:
+        held = self.connections_per_user[identity.subject] + self.remote_connections(identity.subject)
+        if held >= self.settings.max_connections_per_user:
             raise ProtocolError(
                 ErrorCode.TOO_MANY_CONNECTIONS,
                 "too many concurrent connections for this user",

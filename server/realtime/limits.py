@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from typing import Protocol
 
 
 class TokenBucket:
@@ -56,6 +57,40 @@ class KeyedBuckets:
         """Seconds until `key` may take a token (0.0 when it may now), taking none."""
         bucket = self._buckets.get(key)
         return 0.0 if bucket is None else bucket.wait(now)
+
+
+class RateLimiter(Protocol):
+    """A keyed budget the REST middleware charges: per node (`LocalRateLimiter`) or cluster-wide (Redis)."""
+
+    async def take(self, key: str) -> float:
+        """Take a token for `key`: 0.0 when allowed, else seconds to wait."""
+        ...
+
+    async def wait_for(self, key: str) -> float:
+        """Seconds until `key` may take a token (0.0 when it may now), taking none."""
+        ...
+
+    async def close(self) -> None:
+        """Release what the limiter holds (connections)."""
+        ...
+
+
+class LocalRateLimiter:
+    """`KeyedBuckets` behind the `RateLimiter` interface: this node's memory, nothing shared."""
+
+    def __init__(self, buckets: KeyedBuckets) -> None:
+        self.buckets = buckets
+
+    async def take(self, key: str) -> float:
+        """Take a token for `key` from this node's bucket."""
+        return self.buckets.take(key)
+
+    async def wait_for(self, key: str) -> float:
+        """Seconds until `key` may take a token from this node's bucket."""
+        return self.buckets.wait_for(key)
+
+    async def close(self) -> None:
+        """Nothing to release."""
 
 
 def json_depth(value: object, limit: int) -> int:

@@ -112,6 +112,9 @@ class ResumePlanner:
         event_types: Sequence[str],
     ) -> ResumePlan:
         """Read the backlog after `last_event_id` for this selection, or say why it cannot be replayed."""
+        if last_event_id > self.dispatcher.last_delivered:
+            # Clustered, the client came from a node ahead of this one: catch up from the log first.
+            await self.dispatcher.reach(last_event_id)
         through = self.dispatcher.last_delivered
         if epoch is not None and epoch != current_epoch:
             return ResumePlan(False, through, reason="epoch changed: the log was recreated")

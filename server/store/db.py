@@ -18,12 +18,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SqliteSynchronous = Literal["full", "normal"]
+MIGRATION_LOCK_KEY = 0x1A11_0001
+"""PostgreSQL advisory lock held while migrating (any constant no other lock of the database uses)."""
 
 
 class Database:
     """Owns the async engine; hands out write transactions that are serialized on SQLite."""
 
-    def __init__(self, url: str, *, synchronous: SqliteSynchronous = "full", busy_timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: SqliteSynchronous = "full",
+        busy_timeout_s: float = 2.0,
+        application_name: str | None = None,
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         options: dict[str, Any] = {
@@ -35,6 +44,9 @@ class Database:
             # How long a statement waits for another process's lock before failing (then the
             # writer answers 503 `unavailable` rather than holding every caller for 30 s).
             options["connect_args"] = {"timeout": busy_timeout_s}
+        elif application_name and url.startswith("postgresql+asyncpg"):
+            # pg_stat_activity names the node that holds each connection.
+            options["connect_args"] = {"server_settings": {"application_name": application_name[:63]}}
         self.engine: AsyncEngine = create_async_engine(url, **options)
         if self.is_sqlite:
             pragmas = functools.partial(_sqlite_pragmas, synchronous.upper(), int(busy_timeout_s * 1000))
@@ -74,6 +86,9 @@ class Database:
         if self.is_sqlite:
             Path(self.url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
         async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # Nodes of a cluster start together: one migrates, the others wait and find it done.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             await conn.run_sync(_upgrade_to_head)
 
     async def close(self) -> None:

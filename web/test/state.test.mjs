@@ -127,3 +127,26 @@ test("operator and admin tokens can act; a viewer cannot", () => {
   assert.equal(canOperate(["operator"]), true);
   assert.equal(canOperate(["admin"]), true);
 });
+
+test("the Nodes panel lists each live node by id and says the carrier's state", () => {
+  const stats = {
+    node_id: "node-b", carrier: { status: "down", reason: "subscription lost" }, cluster_error: null,
+    nodes: [
+      { node_id: "node-b", active_connections: 2, events_published: 9, uptime_s: 30 },
+      { node_id: "node-a", active_connections: 5, events_published: 9, uptime_s: 60 },
+    ],
+  };
+  const s = run({ type: "nodes", stats, at: 1 });
+  assert.deepEqual(s.nodes.items.map((n) => [n.nodeId, n.connections, n.answering]), [["node-a", 5, false], ["node-b", 2, true]]);
+  assert.deepEqual(s.nodes.carrier, { status: "down", reason: "subscription lost" });
+  // A node that died drops out at the next poll; a failed poll keeps the last list and says why.
+  const later = reduce(s, { type: "nodes", stats: { ...stats, nodes: stats.nodes.slice(0, 1) }, at: 2 });
+  assert.deepEqual(later.nodes.items.map((n) => n.nodeId), ["node-b"]);
+  const failed = reduce(later, { type: "nodes_failed", error: "503" });
+  assert.equal(failed.nodes.items.length, 1);
+  assert.equal(failed.nodes.error, "503");
+  // One node, not clustered: itself, no carrier.
+  const single = run({ type: "nodes", stats: { node_id: "n1", nodes: [{ node_id: "n1", active_connections: 1 }] }, at: 3 });
+  assert.equal(single.nodes.items.length, 1);
+  assert.equal(single.nodes.carrier, null);
+});

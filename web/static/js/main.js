@@ -8,6 +8,7 @@ import { createRenderer } from "./render.js";
 import { openSocket } from "./socket.js";
 import { initialState, reduce } from "./state.js";
 
+const NODES_POLL_MS = 3000; // how often the Nodes panel asks GET /ws/stats
 const BACKFILL = 200; // events read from GET /events on load, so the feed and history start full
 const $ = (id) => document.getElementById(id);
 const store = sessionStorage;
@@ -182,6 +183,16 @@ function start() {
   const filter = () => app.dispatch({ type: "feed_filter", room: $("feed-room").value, eventType: $("feed-type").value });
   $("feed-room").addEventListener("change", filter);
   $("feed-type").addEventListener("change", filter);
+
+  // The Nodes panel: each live node's figures, polled (a node's presence is a few seconds old at most).
+  const pollNodes = () => {
+    if (!token) return;
+    api.call("GET", "/ws/stats")
+      .then((stats) => app.dispatch({ type: "nodes", stats, at: Date.now() }))
+      .catch((err) => app.dispatch({ type: "nodes_failed", error: String(err.message || err) }));
+  };
+  pollNodes();
+  setInterval(pollNodes, NODES_POLL_MS);
 
   // Keep-alive: the server closes connections silent for IMMUNE_IDLE_TIMEOUT_S (default 300 s).
   setInterval(() => {

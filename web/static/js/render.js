@@ -37,6 +37,7 @@ export function createRenderer() {
     const operator = canOperate(state.connection.roles);
     renderConnection(state, operator);
     renderHealth(state);
+    renderNodes(state);
     renderElection(state, operator);
     renderAlerts(state);
     renderAgents(state, operator, renderedTick);
@@ -79,6 +80,18 @@ function renderHealth(state) {
   $("health").replaceChildren(...Object.entries(rows).flatMap(([k, v]) => [
     el("dt", { text: k }), el("dd", { text: String(v), "data-key": k, class: k === "health" ? `health-${v}` : null }),
   ]));
+}
+
+function renderNodes(state) {
+  const { items, carrier, error } = state.nodes;
+  const uptime = (s) => (typeof s !== "number" ? "–" : s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`);
+  $("nodes").replaceChildren(...items.map((n) => el("tr", { "data-node-id": n.nodeId, class: n.answering ? "answering" : null },
+    el("td", { text: n.nodeId + (n.answering ? " (this page's)" : "") }), el("td", { class: "connections", text: String(n.connections) }),
+    el("td", { text: String(n.published) }), el("td", { text: uptime(n.uptimeS) }))));
+  const notes = [`${items.length} live`];
+  if (carrier) notes.push(`carrier ${carrier.status}${carrier.reason ? `: ${carrier.reason}` : ""}`);
+  if (error) notes.push(`cluster view: ${error}`);
+  $("nodes-info").textContent = notes.join(" · ");
 }
 
 function renderElection(state, operator) {

@@ -8,6 +8,7 @@ export const LIMITS = {
   alerts: 100, // newest alerts kept (`alerts.dropped`)
   elections: 20, // newest election history entries
   metrics: 360, // metrics_updated points kept for the charts (an hour at the default 10 s)
+  nodes: 100, // nodes shown in the Nodes panel (a cluster larger than this shows its first 100 by id)
   seen: 5000, // event ids remembered to drop duplicates (ids are increasing, so the oldest go first)
 };
 
@@ -24,6 +25,7 @@ export function initialState() {
     alerts: { items: [], counts: { info: 0, warning: 0, critical: 0 }, dropped: 0 },
     health: { status: null, checks: {}, since: null },
     metrics: { points: [], latest: null },
+    nodes: { items: [], carrier: null, error: null, at: null }, // GET /ws/stats, polled: each live node's figures
     feed: { items: [], dropped: 0, paused: false, pausedAt: null, filter: { room: "", type: "" }, seq: 0 },
     refetch: { inFlight: 0, arrived: [] },
     truncated: {}, // kind -> { shown, total } when a snapshot was capped
@@ -37,6 +39,7 @@ export function initialState() {
 //   {type: "proposal", proposal}             a REST answer (our own vote)
 //   {type: "connection", ...fields}          socket state, said plainly by the page
 //   {type: "feed_pause", paused} / {type: "feed_filter", room, type}
+//   {type: "nodes", stats, at} / {type: "nodes_failed", error}   GET /ws/stats: the live nodes
 export function reduce(state, action) {
   switch (action.type) {
     case "event":
@@ -51,6 +54,10 @@ export function reduce(state, action) {
       return { ...state, connection: { ...state.connection, ...without(action, "type") } };
     case "position":
       return { ...state, lastEventId: action.lastEventId, epoch: action.epoch ?? state.epoch };
+    case "nodes":
+      return { ...state, nodes: nodesFrom(action.stats, action.at) };
+    case "nodes_failed":
+      return { ...state, nodes: { ...state.nodes, error: action.error } };
     case "feed_pause":
       return { ...state, feed: { ...state.feed, paused: action.paused, pausedAt: action.paused ? state.feed.seq : null } };
     case "feed_filter":
@@ -228,6 +235,17 @@ function pushAlert(alerts, alert) {
     items = items.slice(0, LIMITS.alerts);
   }
   return { items, counts, dropped };
+}
+
+// Each live node's own figures (one node when not clustered), by id; a node that died is simply
+// not listed any more (its presence expired), so the panel always shows the live set.
+function nodesFrom(stats, at) {
+  const items = (stats?.nodes || []).map((n) => ({
+    nodeId: String(n.node_id), connections: n.active_connections ?? 0, published: n.events_published ?? 0,
+    uptimeS: n.uptime_s ?? null, answering: n.node_id === stats.node_id,
+  })).sort((a, b) => a.nodeId.localeCompare(b.nodeId)).slice(0, LIMITS.nodes);
+  const carrier = stats?.carrier ? { status: stats.carrier.status, reason: stats.carrier.reason ?? null } : null;
+  return { items, carrier, error: stats?.cluster_error ?? null, at };
 }
 
 function applySnapshot(state, action) {
