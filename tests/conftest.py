@@ -12,7 +12,7 @@ import pytest
 from tests.cluster import Cluster
 from tests.postgres import PostgresServer
 from tests.redis_server import RedisServer
-from tests.support import RunningServer, start_server, test_settings
+from tests.support import Clients, RunningServer, start_server, test_settings
 
 ServerFactory = Callable[..., Awaitable[RunningServer]]
 
@@ -37,6 +37,13 @@ async def server_factory(tmp_path: Path) -> AsyncIterator[ServerFactory]:
 async def server(server_factory: ServerFactory) -> RunningServer:
     """A server with default settings."""
     return await server_factory()
+
+
+@pytest.fixture
+async def socket_clients(server_factory: ServerFactory) -> AsyncIterator[Clients]:
+    """Connected python-socketio clients, all disconnected after the test (before its servers stop)."""
+    async with Clients() as clients:
+        yield clients
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -55,9 +56,7 @@ async def start_server(settings: Settings) -> RunningServer:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    server = site._server
-    assert server is not None and server.sockets
-    port = server.sockets[0].getsockname()[1]
+    port = runner.addresses[0][1]
     return RunningServer(f"http://127.0.0.1:{port}", settings, app, runner, TokenAuthority(settings))
 
 
@@ -131,9 +130,12 @@ async def connect_client(
     transports: list[str] | None = None,
     headers: dict[str, str] | None = None,
     wait_connected: bool = True,
+    opened: list[socketio.AsyncClient] | None = None,
 ) -> Recorder:
-    """Connect a real python-socketio client and record what it receives."""
+    """Connect a real python-socketio client and record what it receives (noted in `opened` first)."""
     client = socketio.AsyncClient(reconnection=False)
+    if opened is not None:
+        opened.append(client)
     recorder = Recorder(client)
 
     @client.on("*")
@@ -144,6 +146,34 @@ async def connect_client(
     if wait_connected:
         await recorder.wait_event("connected")
     return recorder
+
+
+class Clients:
+    """The python-socketio clients of one test: `close()` disconnects every one, even after a failure."""
+
+    def __init__(self) -> None:
+        self.opened: list[socketio.AsyncClient] = []
+
+    async def connect(self, url: str, **kwargs: Any) -> Recorder:
+        """`connect_client`, and the client is disconnected when the test ends."""
+        return await connect_client(url, opened=self.opened, **kwargs)
+
+    async def listen(self, server: RunningServer, *rooms: str) -> Recorder:
+        """A viewer in these rooms, recording what it receives."""
+        return await self.connect(server.url, auth={"token": server.token("viewer"), "rooms": list(rooms)})
+
+    async def close(self) -> None:
+        """Disconnect every client (a no-op for one already gone, which still releases its HTTP session)."""
+        for client in reversed(self.opened):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.disconnect(), 10)
+        self.opened.clear()
+
+    async def __aenter__(self) -> Clients:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 async def connect_error(
@@ -221,14 +251,23 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> None:
         """Start and wait until /health answers."""
-        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=log,
-        )
+        with open(self.data_dir / "server.log", "ab") as log:  # the child has its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "server.cli",
+                    "serve",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.port),
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=log,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

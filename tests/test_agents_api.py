@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support import Recorder, RunningServer, connect_client, rest
+from tests.support import Clients, Recorder, RunningServer, connect_client, rest
 
 
 def room_events(rec: Recorder) -> list[tuple[str, str | None, dict[str, Any]]]:
@@ -30,8 +30,8 @@ async def settle(server: RunningServer, rec: Recorder) -> None:
     rec.events[:] = [(n, p) for n, p in rec.events if n != "custom.mark"]
 
 
-async def test_create_get_list_and_the_agent_created_event(server: RunningServer) -> None:
-    rec = await listener(server, "agents")
+async def test_create_get_list_and_the_agent_created_event(server: RunningServer, socket_clients: Clients) -> None:
+    rec = await socket_clients.listen(server, "agents")
     agent = await create(server, name="m1", metadata={"zone": "lung"})
     assert agent["status"] == "active" and agent["health"] == 1.0 and agent["energy"] == 100.0
     assert agent["name"] == "m1" and agent["metadata"] == {"zone": "lung"}
@@ -45,22 +45,20 @@ async def test_create_get_list_and_the_agent_created_event(server: RunningServer
     assert status == 200 and page["total"] == 1 and page["items"][0]["agent_type"] == "neutrophil"
     status, page, _ = await rest(server, "GET", "/agents?limit=1&offset=1")
     assert page["total"] == 2 and len(page["items"]) == 1 and page["items"][0]["agent_type"] == "neutrophil"
-    await rec.client.disconnect()
 
 
-async def test_entity_room_receives_the_agents_events(server: RunningServer) -> None:
+async def test_entity_room_receives_the_agents_events(server: RunningServer, socket_clients: Clients) -> None:
     agent = await create(server)
-    rec = await listener(server, f"agent:{agent['agent_id']}")
+    rec = await socket_clients.listen(server, f"agent:{agent['agent_id']}")
     status, updated, _ = await rest(server, "PATCH", f"/agents/{agent['agent_id']}", json={"health": 0.5})
     assert status == 200 and updated["health"] == 0.5
     await settle(server, rec)
     assert room_events(rec) == [("agent_updated", "agents", updated)]
-    await rec.client.disconnect()
 
 
-async def test_patch_status_emits_updated_and_status_changed(server: RunningServer) -> None:
+async def test_patch_status_emits_updated_and_status_changed(server: RunningServer, socket_clients: Clients) -> None:
     agent = await create(server)
-    rec = await listener(server, "agents")
+    rec = await socket_clients.listen(server, "agents")
     status, updated, _ = await rest(
         server, "PATCH", f"/agents/{agent['agent_id']}", json={"status": "resting", "name": "sleepy"}
     )
@@ -74,12 +72,11 @@ async def test_patch_status_emits_updated_and_status_changed(server: RunningServ
             {"agent_id": agent["agent_id"], "old_status": "active", "new_status": "resting"},
         ),
     ]
-    await rec.client.disconnect()
 
 
-async def test_delete_emits_agent_deleted_then_404(server: RunningServer) -> None:
+async def test_delete_emits_agent_deleted_then_404(server: RunningServer, socket_clients: Clients) -> None:
     agent = await create(server)
-    rec = await listener(server, "agents")
+    rec = await socket_clients.listen(server, "agents")
     status, _, _ = await rest(server, "DELETE", f"/agents/{agent['agent_id']}", role="operator")
     assert status == 204
     await settle(server, rec)
@@ -87,13 +84,12 @@ async def test_delete_emits_agent_deleted_then_404(server: RunningServer) -> Non
     for method in ("GET", "DELETE"):
         status, problem, _ = await rest(server, method, f"/agents/{agent['agent_id']}")
         assert status == 404 and problem["status"] == 404
-    await rec.client.disconnect()
 
 
-async def test_actions_change_status_and_energy(server: RunningServer) -> None:
+async def test_actions_change_status_and_energy(server: RunningServer, socket_clients: Clients) -> None:
     agent = await create(server)
     agent_id = agent["agent_id"]
-    rec = await listener(server, "agents")
+    rec = await socket_clients.listen(server, "agents")
     status, result, _ = await rest(
         server, "POST", f"/agents/{agent_id}/actions", json={"action": "attack", "parameters": {"target": "virus-1"}}
     )
@@ -127,14 +123,13 @@ async def test_actions_change_status_and_energy(server: RunningServer) -> None:
         "agent_status_changed",
         "agent_action",
     ]
-    await rec.client.disconnect()
 
 
-async def test_refused_actions_are_409_or_422_and_emit_nothing(server: RunningServer) -> None:
+async def test_refused_actions_are_409_or_422_and_emit_nothing(server: RunningServer, socket_clients: Clients) -> None:
     agent = await create(server)
     agent_id = agent["agent_id"]
     await rest(server, "PATCH", f"/agents/{agent_id}", json={"energy": 10})
-    rec = await listener(server, "agents")
+    rec = await socket_clients.listen(server, "agents")
     cases = [
         ({"action": "attack", "parameters": {"target": "x"}}, 409),  # energy 10 < 20
         ({"action": "attack"}, 422),  # no target
@@ -151,7 +146,6 @@ async def test_refused_actions_are_409_or_422_and_emit_nothing(server: RunningSe
     await settle(server, rec)
     # Only the successful deactivate produced events.
     assert [name for name, _, _ in room_events(rec)] == ["agent_action", "agent_status_changed"]
-    await rec.client.disconnect()
 
 
 async def test_validation_errors_name_the_field(server: RunningServer) -> None:

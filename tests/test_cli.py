@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT, ServerProcess, connect_client, free_port
+from tests.support import ROOT, Clients, ServerProcess, free_port
 from tests.test_process import token_for
 from tests.test_security_keys import clean_env
 
@@ -144,34 +144,34 @@ def _broadcast(url: str, token: str) -> None:
 
 
 def test_the_dashboard_link_is_printed_once_the_port_is_bound_and_works(tmp_path: Path) -> None:
-    child = subprocess.Popen(
+    with subprocess.Popen(  # closes the pipe at the end
         [sys.executable, "-m", "server.cli", "serve", "--data-dir", str(tmp_path), "--port", "0"],
         cwd=ROOT,
         env=clean_env(**SECRET),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-    )
-    try:
-        assert child.stdout is not None
-        line = child.stdout.readline()  # bounded: the child is killed in `finally` if this test times out
-        found = re.match(r"Dashboard: http://127\.0\.0\.1:(\d+)/#token=\S+$", line.strip())
-        assert found, line
-        port = int(found.group(1))
-        assert port != 0
-        # Nothing waits between the line and this request: the socket was listening before it was printed.
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
-            assert response.status == 200
-    finally:
-        child.terminate()
-        child.wait(15)
+    ) as child:
+        try:
+            assert child.stdout is not None
+            line = child.stdout.readline()  # bounded: the child is killed in `finally` if this test times out
+            found = re.match(r"Dashboard: http://127\.0\.0\.1:(\d+)/#token=\S+$", line.strip())
+            assert found, line
+            port = int(found.group(1))
+            assert port != 0
+            # Nothing waits between the line and this request: the socket was listening before it was printed.
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+                assert response.status == 200
+        finally:
+            child.terminate()
+            child.wait(15)
 
 
-async def test_shutdown_logs_one_line_saying_what_it_closed(tmp_path: Path) -> None:
+async def test_shutdown_logs_one_line_saying_what_it_closed(tmp_path: Path, socket_clients: Clients) -> None:
     proc = ServerProcess(tmp_path, env={"IMMUNE_LOG_LEVEL": "info"})
     await asyncio.to_thread(proc.start)
     try:
-        rec = await connect_client(proc.url, auth={"token": token_for(tmp_path), "rooms": ["agents"]})
+        rec = await socket_clients.connect(proc.url, auth={"token": token_for(tmp_path), "rooms": ["agents"]})
         assert proc.proc is not None
         proc.proc.terminate()
         await rec.wait_event("disconnected", timeout=10)

@@ -9,7 +9,7 @@ import pytest
 from server.api.keys import GATEWAY
 from server.client_address import ClientAddresses
 from tests.conftest import ServerFactory
-from tests.support import connect_client, connect_error, rest
+from tests.support import Clients, connect_error, rest
 
 PROXIES = ClientAddresses([ip_network("10.0.0.0/8"), ip_network("::1")])
 
@@ -40,33 +40,32 @@ def test_without_trusted_proxies_the_header_is_never_read() -> None:
 
 async def test_connect_limit_counts_each_forwarded_client_when_the_proxy_is_trusted(
     server_factory: ServerFactory,
+    socket_clients: Clients,
 ) -> None:
     server = await server_factory(trusted_proxies=["127.0.0.1"], connects_burst_per_ip=2, connects_per_min_per_ip=1)
     auth = {"token": server.token()}
     first = {"X-Forwarded-For": "203.0.113.5"}
-    clients = [await connect_client(server.url, auth=auth, headers=first, transports=["websocket"]) for _ in range(2)]
+    for _ in range(2):
+        await socket_clients.connect(server.url, auth=auth, headers=first, transports=["websocket"])
     error = await connect_error(server.url, auth=auth, headers=first)
     assert error["code"] == "rate_limited"
     # Another client behind the same proxy has its own budget, and is listed by its own address.
-    other = await connect_client(
+    await socket_clients.connect(
         server.url, auth=auth, headers={"X-Forwarded-For": "203.0.113.6"}, transports=["websocket"]
     )
     addresses = sorted(str(conn.remote_addr) for conn in server.app[GATEWAY].registry.by_sid.values())
     assert addresses == ["203.0.113.5", "203.0.113.5", "203.0.113.6"]
-    for rec in (*clients, other):
-        await rec.client.disconnect()
 
 
-async def test_an_untrusted_peer_cannot_pick_its_budget_with_the_header(server_factory: ServerFactory) -> None:
+async def test_an_untrusted_peer_cannot_pick_its_budget_with_the_header(
+    server_factory: ServerFactory, socket_clients: Clients
+) -> None:
     server = await server_factory(connects_burst_per_ip=2, connects_per_min_per_ip=1)
     auth = {"token": server.token()}
-    clients = [
-        await connect_client(server.url, auth=auth, headers={"X-Forwarded-For": f"203.0.113.{n}"}) for n in (1, 2)
-    ]
+    for n in (1, 2):
+        await socket_clients.connect(server.url, auth=auth, headers={"X-Forwarded-For": f"203.0.113.{n}"})
     error = await connect_error(server.url, auth=auth, headers={"X-Forwarded-For": "203.0.113.3"})
     assert error["code"] == "rate_limited"
-    for rec in clients:
-        await rec.client.disconnect()
 
 
 async def test_rest_bad_token_budget_is_per_forwarded_client(server_factory: ServerFactory) -> None:

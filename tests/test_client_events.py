@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from server.api.keys import PUBLISHER
-from tests.support import Recorder, RunningServer, connect_client
+from server.api.keys import GATEWAY, PUBLISHER
+from tests.support import Clients, Recorder, RunningServer, rest
 
 
 @pytest.fixture
-async def client(server: RunningServer) -> Recorder:
-    rec = await connect_client(server.url, auth={"token": server.token("viewer", sub="bob"), "client_id": "c1"})
-    yield rec  # type: ignore[misc]
-    await rec.client.disconnect()
+async def client(server: RunningServer, socket_clients: Clients) -> Recorder:
+    return await socket_clients.connect(
+        server.url, auth={"token": server.token("viewer", sub="bob"), "client_id": "c1"}
+    )
 
 
 def error_code(ack: dict[str, Any]) -> str:
@@ -106,12 +106,11 @@ async def test_unknown_room(client: Recorder) -> None:
     assert error_code(await client.call("leave", {"room": "lobby"})) == "unknown_room"
 
 
-async def test_forbidden_room_from_token_rooms_claim(server: RunningServer) -> None:
-    rec = await connect_client(server.url, auth={"token": server.token("viewer", rooms=["agent:*", "system"])})
+async def test_forbidden_room_from_token_rooms_claim(server: RunningServer, socket_clients: Clients) -> None:
+    rec = await socket_clients.connect(server.url, auth={"token": server.token("viewer", rooms=["agent:*", "system"])})
     assert (await rec.call("join", {"room": "agent:a9"}))["success"]
     assert (await rec.call("join", {"room": "system"}))["success"]
     assert error_code(await rec.call("join", {"room": "agents"})) == "forbidden"
-    await rec.client.disconnect()
 
 
 async def test_unknown_event_type_leaves_filter_unchanged(client: Recorder) -> None:
@@ -141,9 +140,30 @@ async def test_failed_request_without_ack_gets_error_event(client: Recorder) -> 
     assert len(client.of_type("error")) == 2
 
 
-async def test_limits_on_rooms_and_filter(server_factory: Any) -> None:
+async def test_a_handler_bug_is_an_internal_error_and_the_connection_survives(
+    server: RunningServer, client: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(conn: Any, arg: Any) -> Any:
+        raise RuntimeError("a bug in the handler")  # the fault: a defect in one handler
+
+    monkeypatch.setitem(server.app[GATEWAY].requests.handlers, "info", broken)
+    ack = await client.call("info")
+    assert error_code(ack) == "internal_error" and ack["message"] == "internal error"
+    assert "a bug" not in str(ack)  # the client learns nothing of the server's internals
+    await client.client.emit("info", {})  # without an ack: an `error` event instead
+    error = (await client.wait_event("error"))[0]
+    assert error["data"]["code"] == "internal_error" and error["data"]["request"] == "info"
+    # The connection goes on: other requests work and events still arrive.
+    assert (await client.call("join", {"room": "agents"}))["success"]
+    await server.app[PUBLISHER].publish("custom.still_alive", {}, ["agents"])
+    await client.wait_event("custom.still_alive")
+    _status, metrics, _ = await rest(server, "GET", "/metrics")
+    assert 'immune_ws_client_events_total{event="info",outcome="internal_error"} 2.0' in metrics
+
+
+async def test_limits_on_rooms_and_filter(server_factory: Any, socket_clients: Clients) -> None:
     server = await server_factory(max_rooms_per_connection=2, max_filter_size=2)
-    rec = await connect_client(server.url, auth={"token": server.token()})
+    rec = await socket_clients.connect(server.url, auth={"token": server.token()})
     assert (await rec.call("join", {"room": "agents"}))["success"]
     assert (await rec.call("join", {"room": "tasks"}))["success"]
     ack = await rec.call("join", {"room": "system"})
@@ -151,7 +171,6 @@ async def test_limits_on_rooms_and_filter(server_factory: Any) -> None:
     assert (await rec.call("subscribe", {"event_types": ["custom.a", "custom.b"]}))["success"]
     assert error_code(await rec.call("subscribe", {"event_types": ["custom.c"]})) == "invalid_request"
     assert (await rec.call("info"))["data"]["event_types"] == ["custom.a", "custom.b"]
-    await rec.client.disconnect()
 
 
 async def test_bad_input_never_drops_the_connection(server: RunningServer, client: Recorder) -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import aiohttp
 
-from tests.support import Recorder, RunningServer, connect_client, rest
+from tests.support import Clients, Recorder, RunningServer, rest
 
 WRITERS = 8
 PER_WRITER = 25
@@ -32,10 +32,10 @@ def ids(rec: Recorder) -> list[int]:
     return [payload["event_id"] for _, payload in rec.events if payload.get("event_id") is not None]
 
 
-async def test_concurrent_writers_never_reorder_or_skip(server: RunningServer) -> None:
-    everything = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents", "tasks"]})
-    agents = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
-    filtered = await connect_client(
+async def test_concurrent_writers_never_reorder_or_skip(server: RunningServer, socket_clients: Clients) -> None:
+    everything = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents", "tasks"]})
+    agents = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+    filtered = await socket_clients.connect(
         server.url, auth={"token": server.token(), "rooms": ["tasks"], "event_types": ["custom.w"]}
     )
     results = await asyncio.gather(*(writer(server, n) for n in range(WRITERS)))
@@ -50,5 +50,3 @@ async def test_concurrent_writers_never_reorder_or_skip(server: RunningServer) -
         await rec.wait_for(lambda rec=rec, expected=expected: len(ids(rec)) >= len(expected), timeout=20)
         assert ids(rec) == expected
         assert all(a < b for a, b in zip(ids(rec), ids(rec)[1:], strict=False))
-    for rec in (everything, agents, filtered):
-        await rec.client.disconnect()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import ServerFactory
-from tests.support import RunningServer, rest
-from tests.test_agents_api import create, listener, room_events, settle
+from tests.support import Clients, RunningServer, rest
+from tests.test_agents_api import create, room_events, settle
 
 
 async def trigger(server: RunningServer) -> dict[str, Any]:
@@ -20,8 +20,8 @@ async def set_agent(server: RunningServer, agent_id: str, **changes: Any) -> Non
     assert status == 200
 
 
-async def test_election_rules(server: RunningServer) -> None:
-    rec = await listener(server, "coordination")
+async def test_election_rules(server: RunningServer, socket_clients: Clients) -> None:
+    rec = await socket_clients.listen(server, "coordination")
     # No eligible agent: no leader, but the term still advances.
     assert await trigger(server) == {"term": 1, "leader_id": None, "previous_leader_id": None, "leader_changed": False}
 
@@ -64,7 +64,6 @@ async def test_election_rules(server: RunningServer) -> None:
         ("election_triggered", "coordination", {"term": 5}),
         ("leader_elected", "coordination", {"leader_id": None, "previous_leader_id": young["agent_id"], "term": 5}),
     ]
-    await rec.client.disconnect()
 
 
 async def propose(server: RunningServer, **body: Any) -> tuple[int, dict[str, Any]]:
@@ -84,9 +83,9 @@ async def vote(server: RunningServer, proposal_id: str, agent_id: str, approve: 
     return status, body
 
 
-async def test_threshold_exactly_reached_approves(server: RunningServer) -> None:
+async def test_threshold_exactly_reached_approves(server: RunningServer, socket_clients: Clients) -> None:
     voters = [(await create(server))["agent_id"] for _ in range(4)]
-    rec = await listener(server, "coordination")
+    rec = await socket_clients.listen(server, "coordination")
     status, proposal = await propose(server, threshold=0.5, data={"zone": "lung"})
     assert status == 201 and proposal["status"] == "pending" and sorted(proposal["eligible_voters"]) == sorted(voters)
     status, after_one = await vote(server, proposal["proposal_id"], voters[0], True)
@@ -106,14 +105,13 @@ async def test_threshold_exactly_reached_approves(server: RunningServer) -> None
         "votes_for": 2,
         "votes_against": 0,
     }
-    await rec.client.disconnect()
 
 
-async def test_inline_votes_reject_once_approval_is_impossible(server: RunningServer) -> None:
+async def test_inline_votes_reject_once_approval_is_impossible(server: RunningServer, socket_clients: Clients) -> None:
     voters = [(await create(server))["agent_id"] for _ in range(3)]
     sleeper = await create(server)
     await set_agent(server, sleeper["agent_id"], status="inactive")
-    rec = await listener(server, "coordination")
+    rec = await socket_clients.listen(server, "coordination")
     # Threshold 0.66 of 3 needs 2 approvals; two rejections leave at most 1.
     status, proposal = await propose(server, votes={voters[0]: False, voters[1]: False})
     assert status == 201 and proposal["status"] == "rejected" and proposal["approval_rate"] == 0.0
@@ -125,7 +123,6 @@ async def test_inline_votes_reject_once_approval_is_impossible(server: RunningSe
     assert room_events(rec)[1][2]["decision"] == "rejected" and room_events(rec)[1][2]["votes_against"] == 2
     status, _problem = await vote(server, "missing", voters[0], True)
     assert status == 404
-    await rec.client.disconnect()
 
 
 async def test_vote_rules(server: RunningServer) -> None:
@@ -150,11 +147,11 @@ async def test_no_eligible_voter_rejects_at_once(server: RunningServer) -> None:
     assert status == 201 and proposal["status"] == "rejected" and proposal["eligible_voters"] == []
 
 
-async def test_proposal_expires_at_its_timeout(server_factory: ServerFactory) -> None:
+async def test_proposal_expires_at_its_timeout(server_factory: ServerFactory, socket_clients: Clients) -> None:
     server = await server_factory(expiry_interval_s=0.05)
     voter = (await create(server))["agent_id"]
     other = (await create(server))["agent_id"]
-    rec = await listener(server, "coordination")
+    rec = await socket_clients.listen(server, "coordination")
     status, proposal = await propose(server, timeout_s=0.3, votes={voter: True})
     assert status == 201 and proposal["expires_at"]
     decided = await rec.wait_event("consensus_decided", timeout=5)
@@ -169,11 +166,10 @@ async def test_proposal_expires_at_its_timeout(server_factory: ServerFactory) ->
     assert got["status"] == "expired"
     status, _problem = await vote(server, proposal["proposal_id"], other, True)
     assert status == 409
-    await rec.client.disconnect()
 
 
-async def test_alerts_go_to_the_system_room(server: RunningServer) -> None:
-    rec = await listener(server, "system")
+async def test_alerts_go_to_the_system_room(server: RunningServer, socket_clients: Clients) -> None:
+    rec = await socket_clients.listen(server, "system")
     status, accepted, _ = await rest(
         server, "POST", "/alerts", role="operator", json={"level": "critical", "message": "breach", "details": {"n": 1}}
     )
@@ -188,13 +184,12 @@ async def test_alerts_go_to_the_system_room(server: RunningServer) -> None:
         assert status == 422, body
     status, _, _ = await rest(server, "POST", "/alerts", role="viewer", json={"level": "info", "message": "x"})
     assert status == 403
-    await rec.client.disconnect()
 
 
-async def test_metrics_updated_reaches_the_system_room(server_factory: ServerFactory) -> None:
+async def test_metrics_updated_reaches_the_system_room(server_factory: ServerFactory, socket_clients: Clients) -> None:
     server = await server_factory(metrics_interval_s=0.1)
     await create(server)
-    rec = await listener(server, "system")
+    rec = await socket_clients.listen(server, "system")
 
     # A tick whose figures were taken just before this listener connected can still reach it
     # (its publish was in flight), so the figures to check are those of a later tick.
@@ -207,4 +202,3 @@ async def test_metrics_updated_reaches_the_system_room(server_factory: ServerFac
     assert data["agents_by_status"] == {"active": 1}
     assert data["tasks_by_status"] == {}
     assert data["events_published"] >= 1
-    await rec.client.disconnect()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.support import Recorder, ServerProcess, connect_client
+from tests.support import Clients, Recorder, ServerProcess
 from tests.test_process import token_for
 
 PRODUCERS = 6
@@ -62,7 +62,9 @@ async def all_logged(url: str, token: str) -> list[dict[str, object]]:
             after = page["next_after"]
 
 
-async def test_sigkill_during_a_steady_stream_loses_no_acknowledged_event(tmp_path: Path) -> None:
+async def test_sigkill_during_a_steady_stream_loses_no_acknowledged_event(
+    tmp_path: Path, socket_clients: Clients
+) -> None:
     server = ServerProcess(tmp_path, env={"IMMUNE_REST_BURST": "100000", "IMMUNE_REST_PER_MIN": "1000000"})
     await asyncio.to_thread(server.start)
     token = token_for(tmp_path)
@@ -89,7 +91,9 @@ async def test_sigkill_during_a_steady_stream_loses_no_acknowledged_event(tmp_pa
             assert item["event_type"] == "custom.d" and item["room"] == "agents"
 
         # A client resuming from 0 gets exactly the log's selection, in order.
-        rec: Recorder = await connect_client(server.url, auth={"token": token, "rooms": ["agents"], "last_event_id": 0})
+        rec: Recorder = await socket_clients.connect(
+            server.url, auth={"token": token, "rooms": ["agents"], "last_event_id": 0}
+        )
         await rec.wait_for(lambda: sum(1 for name, _ in rec.events if name == "custom.d") >= len(ids), timeout=30)
         assert [payload["event_id"] for name, payload in rec.events if name == "custom.d"] == ids
         await rec.client.disconnect()

@@ -8,7 +8,7 @@ import pytest
 
 from server.api.keys import GATEWAY, PUBLISHER
 from tests.conftest import ServerFactory
-from tests.support import Recorder, RunningServer, connect_client, connect_error, wait_until
+from tests.support import Clients, Recorder, RunningServer, connect_error, wait_until
 
 
 async def raw_messages(server: RunningServer, count: int, batch: bool = False) -> list[str]:
@@ -72,13 +72,15 @@ async def test_a_batch_reaches_each_recipient_as_the_same_bytes_in_id_order_in_o
         assert manager.direct_deliveries == manager.direct_writes == 0
 
 
-async def test_a_batch_keeps_order_and_filters_for_every_kind_of_recipient(server: RunningServer) -> None:
+async def test_a_batch_keeps_order_and_filters_for_every_kind_of_recipient(
+    server: RunningServer, socket_clients: Clients
+) -> None:
     """WebSocket, polling and filtered recipients of one batch each see exactly their events, in order."""
     auth = {"token": server.token(), "rooms": ["agents", "tasks"]}
-    websocket = await connect_client(server.url, auth=auth)
-    polling = await connect_client(server.url, auth=auth, transports=["polling"])
-    filtered = await connect_client(server.url, auth={**auth, "event_types": ["custom.b"]})
-    only_tasks = await connect_client(server.url, auth={"token": server.token(), "rooms": ["tasks"]})
+    websocket = await socket_clients.connect(server.url, auth=auth)
+    polling = await socket_clients.connect(server.url, auth=auth, transports=["polling"])
+    filtered = await socket_clients.connect(server.url, auth={**auth, "event_types": ["custom.b"]})
+    only_tasks = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["tasks"]})
     specs = [(f"custom.{'ab'[n % 2]}", {"n": n}, [["agents", "tasks"][n % 3 == 0]], "api") for n in range(30)]
     events = await server.app[PUBLISHER].publish_many(specs)
     assert [event.event_id for event in events] == list(range(1, 31))
@@ -95,16 +97,16 @@ async def test_a_batch_keeps_order_and_filters_for_every_kind_of_recipient(serve
     for rec in (websocket, polling, filtered, only_tasks):
         await rec.wait_for(lambda rec=rec: len(received(rec)) >= len(expected[id(rec)]), timeout=10)
         assert received(rec) == expected[id(rec)]
-    for rec in (websocket, filtered, only_tasks):
-        await rec.client.disconnect()
 
 
-async def test_polling_clients_and_filters_stay_on_the_normal_path(server: RunningServer) -> None:
+async def test_polling_clients_and_filters_stay_on_the_normal_path(
+    server: RunningServer, socket_clients: Clients
+) -> None:
     manager = server.app[GATEWAY].manager
-    polling = await connect_client(
+    polling = await socket_clients.connect(
         server.url, auth={"token": server.token(), "rooms": ["agents"]}, transports=["polling"]
     )
-    filtered = await connect_client(
+    filtered = await socket_clients.connect(
         server.url, auth={"token": server.token(), "rooms": ["agents"], "event_types": ["custom.wanted"]}
     )
     before = manager.direct_deliveries
@@ -116,14 +118,15 @@ async def test_polling_clients_and_filters_stay_on_the_normal_path(server: Runni
     assert filtered.names()[1:] == ["custom.wanted"]
     # Only the WebSocket client's one delivery may take the direct write; the polling one queues.
     assert manager.direct_deliveries - before <= 1
-    await filtered.client.disconnect()  # the polling client is closed with the server
 
 
-async def test_per_connection_bookkeeping_ends_with_the_connection(server: RunningServer) -> None:
+async def test_per_connection_bookkeeping_ends_with_the_connection(
+    server: RunningServer, socket_clients: Clients
+) -> None:
     """Delivery counters and the WebSocket registry hold exactly the live connections: no leak."""
     manager = server.app[GATEWAY].manager
     auth = {"token": server.token(), "rooms": ["agents"]}
-    clients = [await connect_client(server.url, auth=auth) for _ in range(3)]
+    clients = [await socket_clients.connect(server.url, auth=auth) for _ in range(3)]
     refused = await connect_error(server.url, auth={"token": "not-a-jwt"})
     assert refused["code"] == "unauthorized"
     await server.app[PUBLISHER].publish("custom.fp", {"n": 0}, ["agents"])
@@ -134,7 +137,7 @@ async def test_per_connection_bookkeeping_ends_with_the_connection(server: Runni
 
     def drained_noted() -> bool:
         watchdog.sweep()  # notes each transport once the peer has acknowledged everything
-        return len(watchdog._drained_at) == 3
+        return len(watchdog.drained()) == 3
 
     await wait_until(drained_noted)
     assert len(manager.rooms_of["/"]) == 3
@@ -145,5 +148,5 @@ async def test_per_connection_bookkeeping_ends_with_the_connection(server: Runni
     assert manager.sent_by_sid[remaining] == 2  # `connected` and the event
     await clients[2].client.disconnect()
     await wait_until(lambda: not manager.sent_by_sid and not manager.websockets)
-    assert not watchdog._drained_at and not watchdog._heads and not watchdog._buffers
+    assert not watchdog.tracked()
     assert not manager.rooms_of

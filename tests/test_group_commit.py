@@ -13,7 +13,7 @@ from server.api.keys import DATABASE, PUBLISHER
 from server.events.unit_of_work import UnitOfWork
 from server.store.tables import agents
 from tests.conftest import ServerFactory
-from tests.support import Recorder, RunningServer, connect_client, rest
+from tests.support import Clients, Recorder, RunningServer, rest
 
 UNITS = 200
 
@@ -37,9 +37,13 @@ def agent_row(agent_id: str) -> dict[str, Any]:
     }
 
 
-async def test_concurrent_units_share_commits_with_dense_ids_in_commit_order(server: RunningServer) -> None:
+async def test_concurrent_units_share_commits_with_dense_ids_in_commit_order(
+    server: RunningServer, socket_clients: Clients
+) -> None:
     publisher = server.app[PUBLISHER]
-    watchers = [await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]}) for _ in "ab"]
+    watchers = [
+        await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]}) for _ in "ab"
+    ]
     batches_before = publisher.writer.batches
 
     events = await asyncio.gather(*(publisher.publish("custom.n", {"n": n}, ["agents"]) for n in range(UNITS)))
@@ -53,9 +57,11 @@ async def test_concurrent_units_share_commits_with_dense_ids_in_commit_order(ser
         await rec.client.disconnect()
 
 
-async def test_a_failing_unit_rolls_back_alone_and_the_rest_commit_and_are_emitted(server: RunningServer) -> None:
+async def test_a_failing_unit_rolls_back_alone_and_the_rest_commit_and_are_emitted(
+    server: RunningServer, socket_clients: Clients
+) -> None:
     publisher = server.app[PUBLISHER]
-    watcher = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+    watcher = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]})
 
     async def raises_after_writing(uow: UnitOfWork) -> None:
         await uow.conn.execute(insert(agents).values(**agent_row("agent-doomed")))
@@ -98,7 +104,6 @@ async def test_a_failing_unit_rolls_back_alone_and_the_rest_commit_and_are_emitt
     await rest(server, "POST", "/ws/broadcast", json={"event_type": "custom.last", "room": "agents"})
     await watcher.wait_for(lambda: len(ids(watcher)) == 4, timeout=10)
     assert ids(watcher) == [1, 2, 3, 4]
-    await watcher.client.disconnect()
 
 
 async def test_a_write_answers_only_after_its_commit(server: RunningServer) -> None:
@@ -121,8 +126,10 @@ async def test_the_durability_setting_reaches_every_connection(
         assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one() == pragma
 
 
-async def test_a_batch_broadcast_commits_together_with_consecutive_ids(server: RunningServer) -> None:
-    watcher = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+async def test_a_batch_broadcast_commits_together_with_consecutive_ids(
+    server: RunningServer, socket_clients: Clients
+) -> None:
+    watcher = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]})
     events = [{"event_type": "custom.b", "room": "agents", "data": {"n": n}} for n in range(100)]
     events.append({"event_type": "agent_deleted", "room": "agents", "data": {"agent_id": "agent-1"}})
     status, body, _ = await rest(server, "POST", "/ws/broadcast", json={"events": events})
@@ -132,7 +139,6 @@ async def test_a_batch_broadcast_commits_together_with_consecutive_ids(server: R
     assert [payload["data"].get("n") for _, payload in watcher.events if payload.get("event_id")][:100] == list(
         range(100)
     )
-    await watcher.client.disconnect()
 
 
 async def test_a_batch_with_bad_items_is_refused_whole_with_an_error_per_item(server: RunningServer) -> None:

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from server.api.keys import MONITOR
 from tests.conftest import ServerFactory
 from tests.postgres import PostgresServer
-from tests.support import rest
-from tests.test_agents_api import listener
+from tests.support import Clients, rest, wait_until
 
 
 @pytest.fixture
@@ -23,11 +23,13 @@ def own_postgres() -> Iterator[PostgresServer]:
 
 
 async def test_outage_is_reported_and_announced_in_order(
-    own_postgres: PostgresServer, server_factory: ServerFactory
+    own_postgres: PostgresServer,
+    server_factory: ServerFactory,
+    socket_clients: Clients,
 ) -> None:
     # own_postgres first: fixtures end in reverse order, so the server stops before its database.
     server = await server_factory(database_url=own_postgres.url, metrics_interval_s=0.1)
-    rec = await listener(server, "system")
+    rec = await socket_clients.listen(server, "system")
     await rec.wait_event("metrics_updated", timeout=10)  # the monitor has seen a healthy database
 
     await asyncio.to_thread(own_postgres.pause)
@@ -42,7 +44,8 @@ async def test_outage_is_reported_and_announced_in_order(
     assert health["checks"]["database"].startswith("error")
     status, ready, _ = await rest(server, "GET", "/ready", role=None)
     assert status == 503 and ready["ready"] is False
-    await asyncio.sleep(0.5)  # a few monitor rounds observe the outage
+    # The monitor's own round has seen the outage (what /health reports is computed per request).
+    await wait_until(lambda: server.app[MONITOR].health == "degraded", timeout=15)
 
     await asyncio.to_thread(own_postgres.resume)
     changes = await rec.wait_event("health_changed", count=2, timeout=20)
@@ -54,4 +57,3 @@ async def test_outage_is_reported_and_announced_in_order(
     assert changes[0]["event_id"] < changes[1]["event_id"]
     status, ready, _ = await rest(server, "GET", "/ready", role=None)
     assert status == 200
-    await rec.client.disconnect()

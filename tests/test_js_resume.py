@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from client_sdk.protocol import DisconnectReason
 from server.api.keys import GATEWAY, PUBLISHER
 from tests.js_runner import NodeResumer
 from tests.proxy import CuttableProxy
@@ -62,8 +63,9 @@ async def test_socket_io_client_reconnects_after_server_disconnects_but_not_afte
         await node.until("event", len(ids))
         cuts = [
             lambda sid: gateway.manager.on_overflow(sid),  # judged a slow consumer
-            lambda sid: gateway._close_soon(sid, DisconnectReason.IDLE_TIMEOUT, "idle"),
-            lambda sid: gateway._close_soon(sid, DisconnectReason.TOKEN_EXPIRED, "token expired"),
+            # The reaper's sweep at a later clock: silent too long, then past the token's expiry.
+            lambda sid: gateway.reaper.sweep(mono=time.monotonic() + gateway.reaper.idle_timeout_s + 1),
+            lambda sid: gateway.reaper.sweep(wall=time.time() + 2 * 3600),
         ]
         for n, cut in enumerate(cuts, start=1):
             cut(node.of("connected")[-1]["connection_id"])

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.support import RunningServer, connect_client, rest
-from tests.test_agents_api import create, listener, room_events, settle
+from tests.support import Clients, RunningServer, rest
+from tests.test_agents_api import create, room_events, settle
 from tests.test_concurrency import writer
 
 
-async def test_domain_flow_and_events_on_postgres(pg_server: RunningServer) -> None:
+async def test_domain_flow_and_events_on_postgres(pg_server: RunningServer, socket_clients: Clients) -> None:
     server = pg_server
-    rec = await listener(server, "agents", "tasks", "coordination")
+    rec = await socket_clients.listen(server, "agents", "tasks", "coordination")
     agent = await create(server, name="pg")
     status, task, _ = await rest(
         server, "POST", "/coordination/tasks", json={"task_type": "scan", "agent_id": agent["agent_id"]}
@@ -43,18 +43,18 @@ async def test_domain_flow_and_events_on_postgres(pg_server: RunningServer) -> N
     ]
     ids = [payload["event_id"] for _, payload in rec.events if payload.get("event_id")]
     assert ids == list(range(1, len(ids) + 1))
-    await rec.client.disconnect()
 
 
-async def test_concurrent_writers_and_resume_on_postgres(pg_server: RunningServer) -> None:
+async def test_concurrent_writers_and_resume_on_postgres(pg_server: RunningServer, socket_clients: Clients) -> None:
     server = pg_server
     results = await asyncio.gather(*(writer(server, n) for n in range(6)))
     total = sum(len(accepted) for accepted in results)
     assert sorted(i for accepted in results for i in accepted) == list(range(1, total + 1))
-    rec = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"], "last_event_id": 0})
+    rec = await socket_clients.connect(
+        server.url, auth={"token": server.token(), "rooms": ["agents"], "last_event_id": 0}
+    )
     _, page, _ = await rest(server, "GET", "/events?rooms=agents&limit=1000")
     expected = [item["event_id"] for item in page["items"]]
     await rec.wait_for(lambda: len([p for _, p in rec.events if p.get("event_id")]) >= len(expected))
     assert rec.of_type("connected")[0]["data"]["recovered"] is True
     assert [p["event_id"] for _, p in rec.events if p.get("event_id")] == expected
-    await rec.client.disconnect()

@@ -10,7 +10,7 @@ import pytest
 
 from server.auth import TokenAuthority
 from server.config import Settings
-from tests.support import ServerProcess, connect_client
+from tests.support import Clients, ServerProcess
 from tests.test_security_keys import assert_one_line_refusal, run_serve
 
 SECRET = "test-secret-" + "x" * 32
@@ -21,11 +21,11 @@ def token_for(data_dir: Path) -> str:
     return TokenAuthority(Settings(data_dir=data_dir, jwt_secret=SECRET)).mint("ops", ["admin"], ttl_s=600)
 
 
-async def test_logs_are_json_lines_bound_to_the_connection(tmp_path: Path) -> None:
+async def test_logs_are_json_lines_bound_to_the_connection(tmp_path: Path, socket_clients: Clients) -> None:
     proc = ServerProcess(tmp_path, env={"IMMUNE_LOG_FORMAT": "json", "IMMUNE_LOG_LEVEL": "info"})
     await asyncio.to_thread(proc.start)
     try:
-        rec = await connect_client(proc.url, auth={"token": token_for(tmp_path), "client_id": "log-probe"})
+        rec = await socket_clients.connect(proc.url, auth={"token": token_for(tmp_path), "client_id": "log-probe"})
         connection_id = rec.of_type("connected")[0]["data"]["connection_id"]
         await rec.client.disconnect()
     finally:
@@ -38,11 +38,11 @@ async def test_logs_are_json_lines_bound_to_the_connection(tmp_path: Path) -> No
     assert SECRET not in (tmp_path / "server.log").read_text()
 
 
-async def test_sigterm_says_server_shutdown_and_exits_cleanly(tmp_path: Path) -> None:
+async def test_sigterm_says_server_shutdown_and_exits_cleanly(tmp_path: Path, socket_clients: Clients) -> None:
     proc = ServerProcess(tmp_path)
     await asyncio.to_thread(proc.start)
     try:
-        rec = await connect_client(proc.url, auth={"token": token_for(tmp_path), "rooms": ["agents"]})
+        rec = await socket_clients.connect(proc.url, auth={"token": token_for(tmp_path), "rooms": ["agents"]})
         assert proc.proc is not None
         proc.proc.terminate()
         goodbye = await rec.wait_event("disconnected", timeout=10)

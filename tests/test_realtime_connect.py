@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 
 from server.api.keys import PUBLISHER
-from tests.support import RunningServer, connect_client, connect_error, rest
+from tests.support import Clients, RunningServer, connect_error, rest
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-async def test_connected_is_first_and_describes_the_connection(server: RunningServer) -> None:
-    rec = await connect_client(
+async def test_connected_is_first_and_describes_the_connection(server: RunningServer, socket_clients: Clients) -> None:
+    rec = await socket_clients.connect(
         server.url,
         auth={
             "token": server.token("operator", sub="alice"),
@@ -33,19 +33,19 @@ async def test_connected_is_first_and_describes_the_connection(server: RunningSe
     assert data["connection_id"] and data["node_id"] == server.settings.node_id
     assert isinstance(data["epoch"], str) and data["epoch"]
     assert TIMESTAMP.match(data["server_time"])
-    await rec.client.disconnect()
 
 
-async def test_last_event_id_is_the_newest_id_at_connect(server: RunningServer) -> None:
+async def test_last_event_id_is_the_newest_id_at_connect(server: RunningServer, socket_clients: Clients) -> None:
     for n in range(3):
         await server.app[PUBLISHER].publish("custom.seed", {"n": n}, ["agents"])
-    rec = await connect_client(server.url, auth={"token": server.token()})
+    rec = await socket_clients.connect(server.url, auth={"token": server.token()})
     assert rec.of_type("connected")[0]["data"]["last_event_id"] == 3
-    await rec.client.disconnect()
 
 
-async def test_rooms_and_filter_from_auth_apply_before_any_event(server: RunningServer) -> None:
-    rec = await connect_client(
+async def test_rooms_and_filter_from_auth_apply_before_any_event(
+    server: RunningServer, socket_clients: Clients
+) -> None:
+    rec = await socket_clients.connect(
         server.url, auth={"token": server.token(), "rooms": ["tasks"], "event_types": ["task_created", "custom.t"]}
     )
     publisher = server.app[PUBLISHER]
@@ -55,21 +55,18 @@ async def test_rooms_and_filter_from_auth_apply_before_any_event(server: Running
     await publisher.publish("custom.t", {}, [])  # deployment-wide
     await rec.call("ping")
     assert [(p["event_type"], p["room"]) for n, p in rec.events[1:]] == [("custom.t", "tasks"), ("custom.t", None)]
-    await rec.client.disconnect()
 
 
-async def test_client_id_and_token_from_query_string(server: RunningServer) -> None:
+async def test_client_id_and_token_from_query_string(server: RunningServer, socket_clients: Clients) -> None:
     url = f"{server.url}?token={server.token(sub='q')}&client_id=legacy-7"
-    rec = await connect_client(url)
+    rec = await socket_clients.connect(url)
     data = rec.of_type("connected")[0]["data"]
     assert data["client_id"] == "legacy-7" and data["user"] == "q"
-    await rec.client.disconnect()
 
 
-async def test_generated_client_id_when_none_given(server: RunningServer) -> None:
-    rec = await connect_client(server.url, auth={"token": server.token()})
+async def test_generated_client_id_when_none_given(server: RunningServer, socket_clients: Clients) -> None:
+    rec = await socket_clients.connect(server.url, auth={"token": server.token()})
     assert re.match(r"^[A-Za-z0-9_.:-]{1,64}$", rec.of_type("connected")[0]["data"]["client_id"])
-    await rec.client.disconnect()
 
 
 async def test_refusals_carry_a_code(server: RunningServer) -> None:
@@ -87,14 +84,17 @@ async def test_refusals_carry_a_code(server: RunningServer) -> None:
     assert foreign["code"] == "origin_not_allowed"
 
 
-async def test_localhost_origin_is_allowed_by_default(server: RunningServer) -> None:
-    rec = await connect_client(server.url, auth={"token": server.token()}, headers={"Origin": "http://localhost:5173"})
+async def test_localhost_origin_is_allowed_by_default(server: RunningServer, socket_clients: Clients) -> None:
+    rec = await socket_clients.connect(
+        server.url, auth={"token": server.token()}, headers={"Origin": "http://localhost:5173"}
+    )
     assert rec.of_type("connected")
-    await rec.client.disconnect()
 
 
-async def test_long_polling_transport_works(server: RunningServer) -> None:
-    rec = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]}, transports=["polling"])
+async def test_long_polling_transport_works(server: RunningServer, socket_clients: Clients) -> None:
+    rec = await socket_clients.connect(
+        server.url, auth={"token": server.token(), "rooms": ["agents"]}, transports=["polling"]
+    )
     await server.app[PUBLISHER].publish("custom.poll", {"ok": True}, ["agents"])
     events = await rec.wait_event("custom.poll")
     assert events[0]["data"] == {"ok": True}

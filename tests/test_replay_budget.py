@@ -27,7 +27,7 @@ from server.config import Settings
 from server.store.db import Database
 from server.store.tables import event_rooms, events, log_meta
 from tests.conftest import ServerFactory
-from tests.support import ServerProcess, connect_client, wait_until
+from tests.support import Clients, ServerProcess, wait_until
 
 SECRET = "test-secret-" + "x" * 32
 PAD = "x" * 2_500  # ~2.6 KB per event, as in the report (26 MB for 10 000 events)
@@ -283,13 +283,15 @@ async def test_a_long_polling_replay_is_answered_in_bounded_responses(server_fac
     await wait_until(lambda: server.app[GATEWAY].replay_frames.pinned_bytes == 0)
 
 
-async def test_a_big_replay_does_not_count_against_the_live_queue_bound(server_factory: ServerFactory) -> None:
+async def test_a_big_replay_does_not_count_against_the_live_queue_bound(
+    server_factory: ServerFactory, socket_clients: Clients
+) -> None:
     """A reader taking a replay of many times `max_queue` messages while live events arrive is not slow."""
     server = await server_factory(max_queue=50)
     publisher = server.app[PUBLISHER]
     for i in range(3_000):  # 60 times the live bound, 7.8 MB: several writer rounds
         await publisher.publish("custom.load", {"i": i, "pad": PAD}, ["agents"])
-    rec = await connect_client(
+    rec = await socket_clients.connect(
         server.url, auth={"token": server.token("viewer"), "rooms": ["agents"], "last_event_id": 0}
     )
     for i in range(3_000, 3_020):  # live events queue behind the replay
@@ -297,7 +299,6 @@ async def test_a_big_replay_does_not_count_against_the_live_queue_bound(server_f
     await rec.wait_for(lambda: len(rec.of_type("custom.load")) == 3_020, timeout=30)
     assert [event["data"]["i"] for event in rec.of_type("custom.load")] == list(range(3_020))
     assert not rec.of_type("disconnected")
-    await rec.client.disconnect()
 
 
 async def test_a_failed_backlog_read_leaves_no_connection_behind(server_factory: ServerFactory) -> None:

@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tests.support import ROOT, RunningServer, connect_client, rest
+from tests.support import ROOT, Clients, RunningServer, rest
 
 DOC = ROOT / "docs" / "rest.md"
 WRITE_ROUTES = {"POST", "PATCH", "PUT", "DELETE"}
@@ -29,11 +29,11 @@ async def test_every_write_route_has_a_curl_example(server: RunningServer) -> No
                 assert re.search(rf"-X {method.upper()} \"\$BASE{pattern}\"", script), (method, path)
 
 
-async def test_the_examples_run_as_written(server: RunningServer, tmp_path: Path) -> None:
+async def test_the_examples_run_as_written(server: RunningServer, tmp_path: Path, socket_clients: Clients) -> None:
     bash = shutil.which("bash")
     assert bash and shutil.which("curl"), "bash and curl are needed to run the documented examples"
     rooms = ["agents", "tasks", "coordination", "system"]
-    watcher = await connect_client(server.url, auth={"token": server.token(), "rooms": rooms})
+    watcher = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": rooms})
     script = "set -euo pipefail\n" + "\n".join(shell_blocks()) + "\necho DONE\n"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -7,7 +7,7 @@ from typing import Any
 
 from server.api.keys import EVENT_LOG, PUBLISHER
 from tests.conftest import ServerFactory
-from tests.support import Recorder, RunningServer, connect_client, rest
+from tests.support import Clients, Recorder, RunningServer, rest
 
 
 async def publish(server: RunningServer, event_type: str, rooms: list[str], **data: Any) -> int:
@@ -31,13 +31,17 @@ async def seed(server: RunningServer) -> dict[str, int]:
     }
 
 
-async def test_resume_replays_exactly_the_missed_events_in_order_then_live(server: RunningServer) -> None:
-    first = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+async def test_resume_replays_exactly_the_missed_events_in_order_then_live(
+    server: RunningServer, socket_clients: Clients
+) -> None:
+    first = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]})
     start = first.of_type("connected")[0]["data"]["last_event_id"]
     await first.client.disconnect()
     ids = await seed(server)
 
-    rec = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"], "last_event_id": start})
+    rec = await socket_clients.connect(
+        server.url, auth={"token": server.token(), "rooms": ["agents"], "last_event_id": start}
+    )
     expected = [ids["agents"], ids["entity"], ids["everyone"], ids["filtered"]]
     await rec.wait_for(lambda: len(event_ids(rec)) >= len(expected))
     connected = rec.of_type("connected")[0]["data"]
@@ -53,12 +57,11 @@ async def test_resume_replays_exactly_the_missed_events_in_order_then_live(serve
     assert event_ids(rec) == [*expected, live]
     _status, stats, _ = await rest(server, "GET", "/ws/stats")
     assert stats["events_replayed"] == 4
-    await rec.client.disconnect()
 
 
-async def test_resume_respects_the_filter_and_the_entity_rooms(server: RunningServer) -> None:
+async def test_resume_respects_the_filter_and_the_entity_rooms(server: RunningServer, socket_clients: Clients) -> None:
     ids = await seed(server)
-    rec = await connect_client(
+    rec = await socket_clients.connect(
         server.url,
         auth={
             "token": server.token(),
@@ -70,30 +73,33 @@ async def test_resume_respects_the_filter_and_the_entity_rooms(server: RunningSe
     await rec.wait_for(lambda: len(event_ids(rec)) >= 2)
     assert event_ids(rec) == [ids["everyone"], ids["agent_only"]]
     assert rec.of_type("connected")[0]["data"]["replayed"] == 2
-    await rec.client.disconnect()
 
 
-async def test_no_resume_asked_means_recovered_null_and_nothing_replayed(server: RunningServer) -> None:
+async def test_no_resume_asked_means_recovered_null_and_nothing_replayed(
+    server: RunningServer, socket_clients: Clients
+) -> None:
     await seed(server)
-    rec = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+    rec = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]})
     connected = rec.of_type("connected")[0]["data"]
     assert connected["recovered"] is None and connected["replayed"] == 0
     await rec.client.call("ping")
     assert event_ids(rec) == []
-    await rec.client.disconnect()
 
 
-async def test_up_to_date_resume_is_recovered_with_nothing_to_replay(server: RunningServer) -> None:
+async def test_up_to_date_resume_is_recovered_with_nothing_to_replay(
+    server: RunningServer, socket_clients: Clients
+) -> None:
     ids = await seed(server)
-    rec = await connect_client(
+    rec = await socket_clients.connect(
         server.url, auth={"token": server.token(), "rooms": ["agents"], "last_event_id": ids["filtered"]}
     )
     connected = rec.of_type("connected")[0]["data"]
     assert connected["recovered"] is True and connected["replayed"] == 0
-    await rec.client.disconnect()
 
 
-async def test_unrecoverable_resumes_say_recovered_false_and_replay_nothing(server_factory: ServerFactory) -> None:
+async def test_unrecoverable_resumes_say_recovered_false_and_replay_nothing(
+    server_factory: ServerFactory, socket_clients: Clients
+) -> None:
     server = await server_factory(replay_cap=3)
     ids = await seed(server)
     epoch = (await rest(server, "GET", "/events"))[1]["epoch"]
@@ -103,7 +109,7 @@ async def test_unrecoverable_resumes_say_recovered_false_and_replay_nothing(serv
         "ahead of the log": {"last_event_id": ids["filtered"] + 100, "epoch": epoch},
     }
     for case, resume in cases.items():
-        rec = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"], **resume})
+        rec = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"], **resume})
         connected = rec.of_type("connected")[0]["data"]
         assert connected["recovered"] is False and connected["replayed"] == 0, case
         live = await publish(server, "custom.after", ["agents"])
@@ -111,17 +117,18 @@ async def test_unrecoverable_resumes_say_recovered_false_and_replay_nothing(serv
         assert event_ids(rec) == [live], case  # live delivery goes on; nothing was replayed
         await rec.client.disconnect()
     # Within the cap, with the right epoch, the same log resumes fine.
-    rec = await connect_client(
+    rec = await socket_clients.connect(
         server.url,
         auth={"token": server.token(), "rooms": ["agents"], "last_event_id": live - 3, "epoch": epoch},
     )
     await rec.wait_for(lambda: len(event_ids(rec)) >= 3)
     assert rec.of_type("connected")[0]["data"]["recovered"] is True
     assert event_ids(rec) == [live - 2, live - 1, live]
-    await rec.client.disconnect()
 
 
-async def test_resume_from_before_retention_is_not_recovered(server_factory: ServerFactory) -> None:
+async def test_resume_from_before_retention_is_not_recovered(
+    server_factory: ServerFactory, socket_clients: Clients
+) -> None:
     server = await server_factory(event_retention_count=2)
     ids = await seed(server)
     removed = await server.app[EVENT_LOG].prune(keep_count=2, max_age_s=86_400)
@@ -130,19 +137,21 @@ async def test_resume_from_before_retention_is_not_recovered(server_factory: Ser
     assert [item["event_id"] for item in page["items"]] == [ids["agent_only"], ids["filtered"]]
     assert page["pruned_through"] == ids["everyone"]
 
-    stale = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"], "last_event_id": 1})
+    stale = await socket_clients.connect(
+        server.url, auth={"token": server.token(), "rooms": ["agents"], "last_event_id": 1}
+    )
     assert stale.of_type("connected")[0]["data"]["recovered"] is False
-    fresh = await connect_client(
+    fresh = await socket_clients.connect(
         server.url, auth={"token": server.token(), "rooms": ["agents"], "last_event_id": ids["everyone"]}
     )
     await fresh.wait_for(lambda: len(event_ids(fresh)) >= 1)
     assert fresh.of_type("connected")[0]["data"]["recovered"] is True
     assert event_ids(fresh) == [ids["filtered"]]
-    await stale.client.disconnect()
-    await fresh.client.disconnect()
 
 
-async def test_resume_while_events_stream_has_no_gap_and_no_duplicate(server: RunningServer) -> None:
+async def test_resume_while_events_stream_has_no_gap_and_no_duplicate(
+    server: RunningServer, socket_clients: Clients
+) -> None:
     """Clients keep dropping and resuming while a producer publishes; each sees every id once, in order."""
     stop = asyncio.Event()
     published: list[int] = []
@@ -156,7 +165,7 @@ async def test_resume_while_events_stream_has_no_gap_and_no_duplicate(server: Ru
         seen: list[int] = []
         last = 0
         for _ in range(6):
-            rec = await connect_client(server.url, auth={"token": server.token(), "last_event_id": last})
+            rec = await socket_clients.connect(server.url, auth={"token": server.token(), "last_event_id": last})
             target = len(published) + 3
 
             def caught_up(rec: Recorder = rec, target: int = target) -> bool:
@@ -201,7 +210,9 @@ async def test_events_route_pages_and_filters_the_log(server: RunningServer) -> 
     assert status == 401
 
 
-async def test_retention_sweep_during_the_backlog_read_is_not_recovered(server_factory: ServerFactory) -> None:
+async def test_retention_sweep_during_the_backlog_read_is_not_recovered(
+    server_factory: ServerFactory, socket_clients: Clients
+) -> None:
     """Retention runs between the resume's retention check and its backlog read: the backlog has a
     hole, so the resume must say `recovered: false` rather than replay it as complete."""
     server = await server_factory()
@@ -215,7 +226,7 @@ async def test_retention_sweep_during_the_backlog_read_is_not_recovered(server_f
 
     event_log.read_ids = read_after_a_sweep  # type: ignore[method-assign]
     try:
-        rec = await connect_client(
+        rec = await socket_clients.connect(
             server.url, auth={"token": server.token(), "rooms": ["agents"], "last_event_id": ids["agents"]}
         )
     finally:
@@ -225,4 +236,3 @@ async def test_retention_sweep_during_the_backlog_read_is_not_recovered(server_f
     live = await publish(server, "custom.after", ["agents"])
     await rec.wait_event("custom.after")
     assert event_ids(rec) == [live]
-    await rec.client.disconnect()

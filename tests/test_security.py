@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from server.api.keys import GATEWAY
 from tests.conftest import ServerFactory
 from tests.eio import closed_within, open_websocket, socketio_connect
-from tests.support import ROOT, RunningServer, connect_client, connect_error, rest
+from tests.support import ROOT, Clients, RunningServer, connect_error, rest
 
 SECRET = "test-secret-" + "x" * 32
 
@@ -78,7 +78,9 @@ async def test_every_bad_token_is_refused_on_connect_and_rest(server: RunningSer
     assert status == 401 and response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-async def test_rs256_deployment_refuses_hs256_tokens_signed_with_the_public_key(server_factory: ServerFactory) -> None:
+async def test_rs256_deployment_refuses_hs256_tokens_signed_with_the_public_key(
+    server_factory: ServerFactory, socket_clients: Clients
+) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public_pem = (
         key.public_key()
@@ -87,7 +89,7 @@ async def test_rs256_deployment_refuses_hs256_tokens_signed_with_the_public_key(
     )
     server = await server_factory(jwt_secret=None, jwt_public_key=public_pem)
     good = jwt.encode(base_claims(), key, algorithm="RS256")
-    rec = await connect_client(server.url, auth={"token": good})
+    rec = await socket_clients.connect(server.url, auth={"token": good})
     assert rec.of_type("connected")[0]["data"]["user"] == "mallory"
     await rec.client.disconnect()
     status, _, _ = await rest(server, "GET", "/agents", role=None, headers={"Authorization": f"Bearer {good}"})
@@ -122,29 +124,32 @@ async def test_role_boundaries_on_each_route_class(server: RunningServer) -> Non
     assert status == 401
 
 
-async def test_rooms_claim_narrows_joinable_rooms(server: RunningServer) -> None:
+async def test_rooms_claim_narrows_joinable_rooms(server: RunningServer, socket_clients: Clients) -> None:
     token = server.token("viewer", rooms=["agent:*"])
     error = await connect_error(server.url, auth={"token": token, "rooms": ["agents"]})
     assert error["code"] == "forbidden"
-    rec = await connect_client(server.url, auth={"token": token, "rooms": ["agent:a1"]})
+    rec = await socket_clients.connect(server.url, auth={"token": token, "rooms": ["agent:a1"]})
     ack = await rec.call("join", {"room": "tasks"})
     assert ack["success"] is False and ack["error"]["code"] == "forbidden"
     assert (await rec.call("join", {"room": "agent:a2"}))["success"] is True
-    await rec.client.disconnect()
 
 
-async def test_token_expiry_mid_connection_says_token_expired(server_factory: ServerFactory) -> None:
+async def test_token_expiry_mid_connection_says_token_expired(
+    server_factory: ServerFactory, socket_clients: Clients
+) -> None:
     server = await server_factory(jwt_leeway_s=0)
-    rec = await connect_client(server.url, auth={"token": server.token(ttl_s=1)})
+    rec = await socket_clients.connect(server.url, auth={"token": server.token(ttl_s=1)})
     goodbye = await rec.wait_event("disconnected", timeout=5)
     assert goodbye[0]["data"]["reason"] == "token_expired"
     await rec.wait_for(lambda: not rec.client.connected)
 
 
-async def test_expiry_sweep_tolerates_the_same_leeway_as_connect(server_factory: ServerFactory) -> None:
+async def test_expiry_sweep_tolerates_the_same_leeway_as_connect(
+    server_factory: ServerFactory, socket_clients: Clients
+) -> None:
     """A token that connect accepted within the clock-skew leeway is not ended at once as expired."""
     server = await server_factory(jwt_leeway_s=30)
-    rec = await connect_client(server.url, auth={"token": server.token(ttl_s=-5)})
+    rec = await socket_clients.connect(server.url, auth={"token": server.token(ttl_s=-5)})
     [conn] = server.app[GATEWAY].registry.by_sid.values()
     assert conn.identity.expires_at is not None
     reaper = server.app[GATEWAY].reaper
@@ -155,9 +160,9 @@ async def test_expiry_sweep_tolerates_the_same_leeway_as_connect(server_factory:
     assert goodbye[0]["data"]["reason"] == "token_expired"
 
 
-async def test_client_event_rate_limit_then_disconnect(server_factory: ServerFactory) -> None:
+async def test_client_event_rate_limit_then_disconnect(server_factory: ServerFactory, socket_clients: Clients) -> None:
     server = await server_factory(client_events_per_min=6, client_events_burst=3, rate_limit_strikes=4)
-    rec = await connect_client(server.url, auth={"token": server.token()})
+    rec = await socket_clients.connect(server.url, auth={"token": server.token()})
     acks = [await rec.call("ping") for _ in range(4)]
     assert [a["success"] for a in acks] == [True, True, True, False]
     assert acks[3]["error"]["code"] == "rate_limited" and acks[3]["error"]["details"]["retry_after_s"] > 0
@@ -194,19 +199,21 @@ async def test_rest_requests_without_a_valid_token_are_limited_per_address(serve
     assert (await rest(server, "GET", "/health", role=None))[0] == 200
 
 
-async def test_connect_attempts_per_ip_and_connections_per_user(server_factory: ServerFactory) -> None:
+async def test_connect_attempts_per_ip_and_connections_per_user(
+    server_factory: ServerFactory, socket_clients: Clients
+) -> None:
     server = await server_factory(connects_burst_per_ip=3, connects_per_min_per_ip=1, max_connections_per_user=2)
-    first = await connect_client(server.url, auth={"token": server.token(sub="u")})
-    second = await connect_client(server.url, auth={"token": server.token(sub="u")})
+    await socket_clients.connect(server.url, auth={"token": server.token(sub="u")})
+    await socket_clients.connect(server.url, auth={"token": server.token(sub="u")})
     error = await connect_error(server.url, auth={"token": server.token(sub="u")})
     assert error["code"] == "too_many_connections"
     error = await connect_error(server.url, auth={"token": server.token(sub="v")})
     assert error["code"] == "rate_limited" and error["details"]["retry_after_s"] > 0
-    await first.client.disconnect()
-    await second.client.disconnect()
 
 
-async def test_rest_cors_for_allowed_origins_and_refusal_for_others(server_factory: ServerFactory) -> None:
+async def test_rest_cors_for_allowed_origins_and_refusal_for_others(
+    server_factory: ServerFactory, socket_clients: Clients
+) -> None:
     server = await server_factory(cors_origins=["https://dash.example.com"])
     status, _, response = await rest(server, "GET", "/agents", headers={"Origin": "https://dash.example.com"})
     assert status == 200 and response.headers["Access-Control-Allow-Origin"] == "https://dash.example.com"
@@ -224,16 +231,15 @@ async def test_rest_cors_for_allowed_origins_and_refusal_for_others(server_facto
     assert "Access-Control-Allow-Origin" not in response.headers
     error = await connect_error(server.url, auth={"token": server.token()}, headers={"Origin": "https://evil.example"})
     assert error["code"] == "origin_not_allowed"
-    rec = await connect_client(
+    await socket_clients.connect(
         server.url, auth={"token": server.token()}, headers={"Origin": "https://dash.example.com"}
     )
-    await rec.client.disconnect()
 
 
-async def test_idle_timeout_spares_active_connections(server_factory: ServerFactory) -> None:
+async def test_idle_timeout_spares_active_connections(server_factory: ServerFactory, socket_clients: Clients) -> None:
     server = await server_factory(idle_timeout_s=0.6)
-    idle = await connect_client(server.url, auth={"token": server.token()})
-    busy = await connect_client(server.url, auth={"token": server.token()})
+    idle = await socket_clients.connect(server.url, auth={"token": server.token()})
+    busy = await socket_clients.connect(server.url, auth={"token": server.token()})
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 5
     while "disconnected" not in idle.names():
@@ -242,12 +248,13 @@ async def test_idle_timeout_spares_active_connections(server_factory: ServerFact
         await asyncio.sleep(0.1)
     assert idle.of_type("disconnected")[0]["data"]["reason"] == "idle_timeout"
     assert "disconnected" not in busy.names() and busy.client.connected
-    await busy.client.disconnect()
 
 
-async def test_size_limits_answer_clearly_and_lose_nothing(server_factory: ServerFactory) -> None:
+async def test_size_limits_answer_clearly_and_lose_nothing(
+    server_factory: ServerFactory, socket_clients: Clients
+) -> None:
     server = await server_factory(max_rooms_per_connection=2, max_filter_size=2, max_json_depth=5)
-    rec = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents", "tasks"]})
+    rec = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents", "tasks"]})
     ack = await rec.call("join", {"room": "system"})
     assert ack["error"]["code"] == "invalid_request" and ack["error"]["details"]["limit"] == 2
     ack = await rec.call("subscribe", {"event_types": ["custom.a", "custom.b", "custom.c"]})
@@ -268,14 +275,14 @@ async def test_size_limits_answer_clearly_and_lose_nothing(server_factory: Serve
     assert info["data"]["rooms"] == ["agents", "tasks"]
     await rest(server, "POST", "/ws/broadcast", json={"event_type": "custom.still", "room": "agents"})
     await rec.wait_event("custom.still")
-    await rec.client.disconnect()
 
 
 async def test_a_message_over_the_payload_limit_gets_an_error_ack_and_keeps_the_connection(
     server_factory: ServerFactory,
+    socket_clients: Clients,
 ) -> None:
     server = await server_factory(max_payload_bytes=2048, max_frame_bytes=8192)
-    rec = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+    rec = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]})
     ack = await rec.call("join", {"room": "agent:" + "x" * 3000})
     assert ack["success"] is False and ack["error"]["code"] == "invalid_request", ack
     assert ack["error"]["details"]["limit"] == 2048 and ack["error"]["details"]["size"] > 2048
@@ -286,14 +293,14 @@ async def test_a_message_over_the_payload_limit_gets_an_error_ack_and_keeps_the_
     assert (await rec.call("info"))["data"]["rooms"] == ["agents"]
     await rest(server, "POST", "/ws/broadcast", json={"event_type": "custom.after", "room": "agents"})
     await rec.wait_event("custom.after")
-    await rec.client.disconnect()
 
 
 async def test_a_frame_over_the_transport_limit_closes_only_that_websocket_with_1009(
     server_factory: ServerFactory,
+    socket_clients: Clients,
 ) -> None:
     server = await server_factory(max_payload_bytes=2048, max_frame_bytes=8192)
-    other = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+    other = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]})
     async with aiohttp.ClientSession() as http:
         ws = await open_websocket(http, server.url)
         await socketio_connect(ws, {"token": server.token()})
@@ -303,7 +310,6 @@ async def test_a_frame_over_the_transport_limit_closes_only_that_websocket_with_
     await rest(server, "POST", "/ws/broadcast", json={"event_type": "custom.after", "room": "agents"})
     await other.wait_event("custom.after")
     assert (await rest(server, "GET", "/health", role=None))[0] == 200
-    await other.client.disconnect()
 
 
 def test_generated_secret_is_private_and_never_printed(tmp_path: Path) -> None:
@@ -360,10 +366,9 @@ CLIENT_EVENTS = {
 }
 
 
-async def test_every_client_event_is_open_to_viewers(server: RunningServer) -> None:
+async def test_every_client_event_is_open_to_viewers(server: RunningServer, socket_clients: Clients) -> None:
     """SPEC §7 gives client events no role floor above viewer; rooms are narrowed by the rooms claim."""
-    rec = await connect_client(server.url, auth={"token": server.token("viewer")})
+    rec = await socket_clients.connect(server.url, auth={"token": server.token("viewer")})
     for event, payload in CLIENT_EVENTS.items():
         ack = await rec.call(event, payload)
         assert ack["success"] is True, (event, ack)
-    await rec.client.disconnect()

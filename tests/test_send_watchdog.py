@@ -86,3 +86,38 @@ async def test_a_peer_that_reads_restarts_the_clock(connection: tuple[asyncio.Tr
     assert await settled_unsent(transport) < before
     assert watchdog.sweep(now=TIMEOUT) == []  # progress since the last sweep
     assert watchdog.sweep(now=2 * TIMEOUT) == ["c1"]  # none since
+
+
+async def test_a_queue_head_nobody_takes_is_a_stall(connection: tuple[asyncio.Transport, socket.socket]) -> None:
+    # The transport is drained, but the writer never takes the Engine.IO queue's head (it is stuck
+    # elsewhere, or the client stopped polling): the message has waited too long all the same.
+    transport, _peer = connection
+    stalled: list[str] = []
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    queue.put_nowait("first")
+    queue.put_nowait("second")
+    connections = [("ws", queue, transport, 1), ("polling", queue, None, 1)]
+    watchdog = SendWatchdog(TIMEOUT, lambda: connections, stalled.append)
+    assert watchdog.sweep(now=0.0) == []  # first sight of the head
+    assert watchdog.sweep(now=TIMEOUT / 2) == []
+    assert watchdog.sweep(now=TIMEOUT) == ["ws", "polling"]
+    assert stalled == ["ws", "polling"]
+
+
+async def test_a_queue_whose_head_moves_restarts_the_clock(connection: tuple[asyncio.Transport, socket.socket]) -> None:
+    transport, _peer = connection
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    for message in ("first", "second", "third"):
+        queue.put_nowait(message)
+    watchdog = SendWatchdog(TIMEOUT, lambda: [("c1", queue, transport, 1)], lambda sid: None)
+    assert watchdog.sweep(now=0.0) == []
+    queue.get_nowait()  # the writer took one: progress
+    assert watchdog.sweep(now=TIMEOUT) == []
+    assert watchdog.sweep(now=1.5 * TIMEOUT) == []
+    queue.get_nowait()
+    queue.get_nowait()  # emptied: nothing waits
+    assert watchdog.sweep(now=10 * TIMEOUT) == []
+    assert watchdog.sweep(now=20 * TIMEOUT) == []
+    queue.put_nowait("fourth")  # a new head starts its own clock
+    assert watchdog.sweep(now=30 * TIMEOUT) == []
+    assert watchdog.sweep(now=31 * TIMEOUT) == ["c1"]

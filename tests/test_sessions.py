@@ -17,7 +17,7 @@ from server.config import Settings
 from server.realtime import engine
 from tests.conftest import ServerFactory
 from tests.eio import open_polling, open_websocket, socketio_connect
-from tests.support import Recorder, connect_client, connect_error
+from tests.support import Clients, Recorder, connect_error
 
 
 def from_address(address: str) -> aiohttp.ClientSession:
@@ -57,12 +57,14 @@ async def refused_from(address: str, url: str, auth: dict[str, Any]) -> Any:
         return errors[0]["data"]
 
 
-async def test_handshakes_past_the_per_ip_cap_are_refused_with_429(server_factory: ServerFactory) -> None:
+async def test_handshakes_past_the_per_ip_cap_are_refused_with_429(
+    server_factory: ServerFactory, socket_clients: Clients
+) -> None:
     server = await server_factory(max_pending_sessions_per_ip=4, connect_timeout_s=60)
     async with aiohttp.ClientSession() as http:
         opened = [await open_polling(http, server.url) for _ in range(3)]
         # A session that completes CONNECT no longer counts: the cap is on sessions without one.
-        rec = await connect_client(server.url, auth={"token": server.token()}, transports=["websocket"])
+        rec = await socket_clients.connect(server.url, auth={"token": server.token()}, transports=["websocket"])
         opened.append(await open_polling(http, server.url))
         assert [status for status, _, _ in opened] == [200] * 4
         status, body, _ = await open_polling(http, server.url)
@@ -73,7 +75,9 @@ async def test_handshakes_past_the_per_ip_cap_are_refused_with_429(server_factor
             assert (await open_polling(other, server.url))[0] == 200
 
 
-async def test_a_session_that_never_connects_is_closed_after_the_timeout(server_factory: ServerFactory) -> None:
+async def test_a_session_that_never_connects_is_closed_after_the_timeout(
+    server_factory: ServerFactory, socket_clients: Clients
+) -> None:
     server = await server_factory(max_pending_sessions_per_ip=2, connect_timeout_s=1.5)
     async with aiohttp.ClientSession() as http:
         sessions = [(await open_polling(http, server.url))[2] for _ in range(2)]
@@ -91,10 +95,17 @@ async def test_a_session_that_never_connects_is_closed_after_the_timeout(server_
         # Their pending slots were given back.
         assert (await open_polling(http, server.url))[0] == 200
     # A real client connects well within the timeout, and its session outlives it.
-    rec = await connect_client(server.url, auth={"token": server.token()}, transports=["websocket"])
-    await asyncio.sleep(2.0)
-    assert (await rec.call("ping"))["success"] is True
-    await rec.client.disconnect()
+    rec = await socket_clients.connect(server.url, auth={"token": server.token()}, transports=["websocket"])
+    async with aiohttp.ClientSession() as http:
+        # A marker: a session opened after the client's that never connects. Once it (and the one
+        # opened above) has timed out, the client's session is older than the timeout too.
+        assert (await open_polling(http, server.url))[0] == 200
+        deadline = loop.time() + 10
+        while await timed_out_sessions(http, server.url) < 4:
+            assert loop.time() < deadline, "the marker session was not closed"
+            await asyncio.sleep(0.1)
+        assert (await rec.call("ping"))["success"] is True
+        assert await timed_out_sessions(http, server.url) == 4
 
 
 async def timed_out_sessions(http: aiohttp.ClientSession, url: str) -> float:

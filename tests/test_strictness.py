@@ -8,7 +8,7 @@ from typing import Any
 import jwt
 
 from tests.conftest import ServerFactory
-from tests.support import RunningServer, connect_client, connect_error, rest
+from tests.support import Clients, RunningServer, connect_error, rest
 
 SECRET = "test-secret-" + "x" * 32
 INT64_MAX = 2**63 - 1
@@ -33,7 +33,7 @@ async def test_malformed_role_claims_are_unauthorized_on_rest_and_socketio(serve
         assert error["code"] == "unauthorized", roles
 
 
-async def test_a_token_without_viewer_cannot_connect_or_read(server: RunningServer) -> None:
+async def test_a_token_without_viewer_cannot_connect_or_read(server: RunningServer, socket_clients: Clients) -> None:
     """`roles: []` is a well-formed token that holds no role: 403 on REST, `forbidden` at connect."""
     await rest(server, "POST", "/ws/broadcast", json={"event_type": "custom.secret", "room": "agents"})
     nobody = token(roles=[])
@@ -43,9 +43,8 @@ async def test_a_token_without_viewer_cannot_connect_or_read(server: RunningServ
     assert error["code"] == "forbidden"
     # Without a roles claim a token is a viewer (documented), so it does connect.
     plain = jwt.encode({"sub": "alice", "exp": int(time.time()) + 600}, SECRET)
-    rec = await connect_client(server.url, auth={"token": plain})
+    rec = await socket_clients.connect(server.url, auth={"token": plain})
     assert rec.of_type("connected")[0]["data"]["roles"] == ["viewer"]
-    await rec.client.disconnect()
 
 
 async def test_time_claims_must_be_numbers_in_range(server: RunningServer) -> None:
@@ -68,9 +67,11 @@ async def test_time_claims_must_be_numbers_in_range(server: RunningServer) -> No
     assert status == 200
 
 
-async def test_a_numeric_exp_ends_the_connection_with_token_expired(server_factory: ServerFactory) -> None:
+async def test_a_numeric_exp_ends_the_connection_with_token_expired(
+    server_factory: ServerFactory, socket_clients: Clients
+) -> None:
     server = await server_factory(jwt_leeway_s=0)
-    rec = await connect_client(server.url, auth={"token": token(exp=time.time() + 1.5)})
+    rec = await socket_clients.connect(server.url, auth={"token": token(exp=time.time() + 1.5)})
     goodbye = await rec.wait_event("disconnected", timeout=6)
     assert goodbye[0]["data"]["reason"] == "token_expired"
     await rec.wait_for(lambda: not rec.client.connected)
@@ -92,21 +93,20 @@ async def test_integers_out_of_range_are_422_not_500(server: RunningServer) -> N
     assert status == 422
 
 
-async def test_last_event_id_must_be_an_integer_in_range(server: RunningServer) -> None:
+async def test_last_event_id_must_be_an_integer_in_range(server: RunningServer, socket_clients: Clients) -> None:
     viewer = server.token("viewer")
     for value in ("5", 5.0, True, -1, INT64_MAX + 1, 2**64 - 1):
         error = await connect_error(server.url, auth={"token": viewer, "last_event_id": value})
         assert error["code"] == "invalid_request" and error["details"]["fields"] == ["last_event_id"], value
-    rec = await connect_client(server.url, auth={"token": viewer, "last_event_id": INT64_MAX})
+    rec = await socket_clients.connect(server.url, auth={"token": viewer, "last_event_id": INT64_MAX})
     assert rec.of_type("connected")[0]["data"]["recovered"] is False  # ahead of the log: refetch
-    await rec.client.disconnect()
 
 
-async def test_room_names_match_exactly(server: RunningServer) -> None:
+async def test_room_names_match_exactly(server: RunningServer, socket_clients: Clients) -> None:
     viewer = server.token("viewer")
     error = await connect_error(server.url, auth={"token": viewer, "rooms": ["agent:abc\n"]})
     assert error["code"] == "invalid_request"
-    rec = await connect_client(server.url, auth={"token": viewer})
+    rec = await socket_clients.connect(server.url, auth={"token": viewer})
     for room in ("agent:abc\n", "task:t1\n", "agents\n"):
         ack = await rec.call("join", {"room": room})
         assert ack["success"] is False and ack["error"]["code"] == "unknown_room", room

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support import RunningServer, rest
-from tests.test_agents_api import create, listener, room_events, settle
+from tests.support import Clients, RunningServer, rest
+from tests.test_agents_api import create, room_events, settle
 
 
 async def new_task(server: RunningServer, **body: Any) -> dict[str, Any]:
@@ -14,9 +14,9 @@ async def new_task(server: RunningServer, **body: Any) -> dict[str, Any]:
     return dict(task)
 
 
-async def test_lifecycle_emits_one_event_per_transition(server: RunningServer) -> None:
+async def test_lifecycle_emits_one_event_per_transition(server: RunningServer, socket_clients: Clients) -> None:
     agent = await create(server)
-    rec = await listener(server, "tasks")
+    rec = await socket_clients.listen(server, "tasks")
     task = await new_task(server, priority=7, payload={"zone": "gut"})
     assert task["status"] == "pending" and task["priority"] == 7 and task["agent_id"] is None
     task_id = task["task_id"]
@@ -40,12 +40,13 @@ async def test_lifecycle_emits_one_event_per_transition(server: RunningServer) -
     assert updated["result"] == {"found": 3} and updated["agent_id"] == agent["agent_id"]
     await settle(server, rec)
     assert room_events(rec) == expected
-    await rec.client.disconnect()
 
 
-async def test_create_with_agent_is_assigned_and_visible_in_the_task_room(server: RunningServer) -> None:
+async def test_create_with_agent_is_assigned_and_visible_in_the_task_room(
+    server: RunningServer, socket_clients: Clients
+) -> None:
     agent = await create(server)
-    rec = await listener(server, "tasks")
+    rec = await socket_clients.listen(server, "tasks")
     task = await new_task(server, agent_id=agent["agent_id"])
     assert task["status"] == "assigned"
     await settle(server, rec)
@@ -53,7 +54,7 @@ async def test_create_with_agent_is_assigned_and_visible_in_the_task_room(server
     created = room_events(rec)[0][2]
     assert created["status"] == "pending" and created["task_id"] == task["task_id"]
 
-    entity = await listener(server, f"task:{task['task_id']}")
+    entity = await socket_clients.listen(server, f"task:{task['task_id']}")
     await rest(server, "PATCH", f"/coordination/tasks/{task['task_id']}", json={"status": "failed"})
     status, _problem, _ = await rest(
         server, "PATCH", f"/coordination/tasks/{task['task_id']}", json={"status": "failed"}
@@ -62,17 +63,15 @@ async def test_create_with_agent_is_assigned_and_visible_in_the_task_room(server
     await rest(server, "PATCH", f"/coordination/tasks/{task['task_id']}", json={"status": "cancelled"})
     await settle(server, entity)
     assert [name for name, _, _ in room_events(entity)] == ["task_cancelled"]
-    await rec.client.disconnect()
-    await entity.client.disconnect()
 
 
-async def test_refused_transitions_and_assignments_emit_nothing(server: RunningServer) -> None:
+async def test_refused_transitions_and_assignments_emit_nothing(server: RunningServer, socket_clients: Clients) -> None:
     agent = await create(server)
     sleeper = await create(server)
     await rest(server, "POST", f"/agents/{sleeper['agent_id']}/actions", json={"action": "deactivate"})
     task = await new_task(server)
     task_id = task["task_id"]
-    rec = await listener(server, "tasks")
+    rec = await socket_clients.listen(server, "tasks")
     cases = [
         ({"status": "running"}, 409),  # pending → running skips assignment
         ({"status": "completed"}, 409),
@@ -101,4 +100,3 @@ async def test_refused_transitions_and_assignments_emit_nothing(server: RunningS
     status, got, _ = await rest(server, "GET", f"/coordination/tasks/{task_id}", role="viewer")
     assert status == 200 and got["status"] == "cancelled"
     assert agent["agent_id"]
-    await rec.client.disconnect()

@@ -7,7 +7,7 @@ import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import RunningServer, connect_client, rest
+from tests.support import Clients, RunningServer, rest
 
 STATS_FIELDS = {
     "active_connections",
@@ -27,9 +27,9 @@ STATS_FIELDS = {
 }
 
 
-async def test_stats_count_connections_rooms_and_messages(server: RunningServer) -> None:
-    rec = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents", "tasks"]})
-    other = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+async def test_stats_count_connections_rooms_and_messages(server: RunningServer, socket_clients: Clients) -> None:
+    rec = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents", "tasks"]})
+    other = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]})
     await rec.call("ping")
     status, _, _ = await rest(server, "POST", "/ws/broadcast", json={"event_type": "custom.x", "room": "agents"})
     assert status == 202
@@ -58,12 +58,13 @@ async def test_stats_count_connections_rooms_and_messages(server: RunningServer)
         await asyncio.sleep(0.05)
     assert stats["total_disconnections"] == 1 and stats["active_connections"] == 1
     assert stats["rooms"] == {"agents": 1, "tasks": 1}
-    await rec.client.disconnect()
 
 
-async def test_broadcast_reaches_the_room_and_returns_its_event_id(server: RunningServer) -> None:
-    in_room = await connect_client(server.url, auth={"token": server.token(), "rooms": ["system"]})
-    elsewhere = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+async def test_broadcast_reaches_the_room_and_returns_its_event_id(
+    server: RunningServer, socket_clients: Clients
+) -> None:
+    in_room = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["system"]})
+    elsewhere = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]})
     status, body, _ = await rest(
         server,
         "POST",
@@ -82,12 +83,12 @@ async def test_broadcast_reaches_the_room_and_returns_its_event_id(server: Runni
     everyone = await elsewhere.wait_event("custom.all")
     assert everyone[0]["room"] is None and everyone[0]["source"] == "ops"
     assert "alert_triggered" not in elsewhere.names()
-    await in_room.client.disconnect()
-    await elsewhere.client.disconnect()
 
 
-async def test_broadcast_validation_errors_are_problems_and_emit_nothing(server: RunningServer) -> None:
-    rec = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+async def test_broadcast_validation_errors_are_problems_and_emit_nothing(
+    server: RunningServer, socket_clients: Clients
+) -> None:
+    rec = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]})
     cases = [
         ({"event_type": "Custom.Bad!"}, "event_type"),
         ({"event_type": "custom.ok", "room": "nowhere"}, "room"),
@@ -115,7 +116,6 @@ async def test_broadcast_validation_errors_are_problems_and_emit_nothing(server:
     assert status == 202 and accepted["event_id"] == 1
     await rec.wait_event("custom.ok")
     assert rec.names() == ["connected", "custom.ok"]
-    await rec.client.disconnect()
 
 
 async def test_ws_routes_need_a_token_and_the_right_role(server: RunningServer) -> None:
@@ -129,11 +129,11 @@ async def test_ws_routes_need_a_token_and_the_right_role(server: RunningServer) 
         assert problem["status"] == 403
 
 
-async def test_connections_list_inspect_and_kick(server: RunningServer) -> None:
-    rec = await connect_client(
+async def test_connections_list_inspect_and_kick(server: RunningServer, socket_clients: Clients) -> None:
+    rec = await socket_clients.connect(
         server.url, auth={"token": server.token("viewer", sub="bob"), "client_id": "phone-7", "rooms": ["tasks"]}
     )
-    watcher = await connect_client(server.url, auth={"token": server.token(), "rooms": ["tasks"]})
+    watcher = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["tasks"]})
     connection_id = rec.of_type("connected")[0]["data"]["connection_id"]
 
     status, listing, _ = await rest(server, "GET", "/ws/connections")
@@ -159,16 +159,15 @@ async def test_connections_list_inspect_and_kick(server: RunningServer) -> None:
     await rest(server, "POST", "/ws/broadcast", json={"event_type": "custom.after", "room": "tasks"})
     await watcher.wait_event("custom.after")
     assert "disconnected" not in watcher.names()
-    await watcher.client.disconnect()
 
 
-async def test_health_ready_and_metrics_need_no_token(server: RunningServer) -> None:
+async def test_health_ready_and_metrics_need_no_token(server: RunningServer, socket_clients: Clients) -> None:
     status, health, _ = await rest(server, "GET", "/health", role=None)
     assert status == 200 and health["status"] == "healthy"
     status, ready, _ = await rest(server, "GET", "/ready", role=None)
     assert status == 200 and ready["ready"] is True and ready["checks"]["database"] == "ok"
 
-    rec = await connect_client(server.url, auth={"token": server.token(), "rooms": ["agents"]})
+    rec = await socket_clients.connect(server.url, auth={"token": server.token(), "rooms": ["agents"]})
     await rec.call("ping")
     await rec.call("join", {"room": "nowhere"})
     await rest(server, "POST", "/ws/broadcast", json={"event_type": "custom.m", "room": "agents"})
@@ -191,7 +190,6 @@ async def test_health_ready_and_metrics_need_no_token(server: RunningServer) -> 
     assert value("immune_ws_client_events_total", event="join", outcome="unknown_room") == 1
     assert value("immune_events_published_total", event_type="custom.m") == 1
     assert value("immune_ws_deliveries_total") == 1
-    await rec.client.disconnect()
 
 
 async def test_rest_responses_echo_or_assign_a_request_id(server: RunningServer) -> None:

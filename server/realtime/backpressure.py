@@ -60,6 +60,14 @@ class SendWatchdog:
         self._buffers.pop(sid, None)
         self._drained_at.pop(sid, None)
 
+    def drained(self) -> set[str]:
+        """The sids whose transport was last found drained (not measured again until sent more)."""
+        return set(self._drained_at)
+
+    def tracked(self) -> set[str]:
+        """The sids the watchdog holds notes on (each ends with its connection, see `forget`)."""
+        return self._heads.keys() | self._buffers.keys() | self._drained_at.keys()
+
     def _queue_stuck(self, sid: str, queue: asyncio.Queue[Any], now: float) -> bool:
         pending = queue._queue  # type: ignore[attr-defined]  # the deque behind asyncio.Queue
         if not pending:

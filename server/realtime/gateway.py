@@ -401,7 +401,7 @@ class RealtimeGateway:
         except ProtocolError as exc:
             ack = exc.to_ack()
         except Exception:
-            log.exception("client_event_failed", connection_id=sid, client_id=conn.client_id, event=name[:64])
+            log.exception("client_event_failed", connection_id=sid, client_id=conn.client_id, request=name[:64])
             ack = ProtocolError(ErrorCode.INTERNAL_ERROR, "internal error").to_ack()
         outcome = "ok" if ack.success else (ack.error.code.value if ack.error else "error")
         self.metrics.client_events.labels(event=name if handler else "unknown", outcome=outcome).inc()
