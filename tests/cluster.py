@@ -21,6 +21,12 @@ FAST_CARRIER = {
     "IMMUNE_CARRIER_DEAD_AFTER_S": "1.5",
     "IMMUNE_LOG_FOLLOW_INTERVAL_S": "0.3",
 }
+ROOMY_REST_LIMITS = {
+    # REST budgets are shared by every node of a cluster: producers on several nodes under one test
+    # identity would spend the default budget (100 at once) between them. Tests of the limits set their own.
+    "IMMUNE_REST_PER_MIN": "1000000",
+    "IMMUNE_REST_BURST": "100000",
+}
 
 
 class Cluster:
@@ -39,6 +45,7 @@ class Cluster:
                 "IMMUNE_NODE_ID": f"node-{index}",
                 "IMMUNE_LOG_LEVEL": "info",
                 **FAST_CARRIER,
+                **ROOMY_REST_LIMITS,
                 **env,
             }
             self.nodes.append(ServerProcess(data_dir, env=node_env))
