@@ -96,8 +96,10 @@ async def test_with_redis_killed_or_hung_nodes_deliver_from_the_log_and_the_carr
         await asyncio.gather(post_batch(a.url, token, 5), post_batch(b.url, token, 5))  # writes still answer 202
         expected = await expected_ids(a.url, token)
         await wait_until(lambda: len(on_a.ids) >= len(expected) and len(on_b.ids) >= len(expected), timeout=20)
+        # With Redis dead, node A's events can only have reached node B's client from the log. Which
+        # log reader took them (the follower, or the dispatcher's gap fill when B's own batch came
+        # first) depends on timing, so the follower's own counter is not asserted here.
         assert on_a.ids == expected and on_b.ids == expected
-        assert (await stats(b.url))["carrier"]["events_from_log"] >= 10  # node A's events came from the log
 
         redis_server.start()  # same port, empty: the carrier finds it again by itself
         for node in (a, b):
