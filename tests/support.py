@@ -280,6 +280,7 @@ class ServerProcess:
                 return  # answered (even a degraded 503 means it is serving)
             except OSError:
                 time.sleep(0.05)
+        self.kill()  # not left running (and reaped) when the test fails here
         raise RuntimeError("server did not start")
 
     def kill(self) -> None:

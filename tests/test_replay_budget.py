@@ -101,10 +101,11 @@ def _connected_data(received: bytes) -> dict[str, Any] | None:
         return None
 
 
-async def send_resume(port: int, auth: dict[str, Any]) -> tuple[socket.socket, bytes]:
-    """Open a raw WebSocket and send the Socket.IO CONNECT; returns the socket and what it read."""
+async def send_resume(port: int, auth: dict[str, Any], opened: list[socket.socket]) -> tuple[socket.socket, bytes]:
+    """Open a raw WebSocket (noted in `opened`) and send the Socket.IO CONNECT; returns the socket and what it read."""
     loop = asyncio.get_running_loop()
     sock = socket.socket()
+    opened.append(sock)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny window fills fast
     sock.setblocking(False)
     await loop.sock_connect(sock, ("127.0.0.1", port))
@@ -124,10 +125,12 @@ async def send_resume(port: int, auth: dict[str, Any]) -> tuple[socket.socket, b
     return sock, received
 
 
-async def stalled_resume(port: int, auth: dict[str, Any]) -> tuple[socket.socket, dict[str, Any]]:
+async def stalled_resume(
+    port: int, auth: dict[str, Any], opened: list[socket.socket]
+) -> tuple[socket.socket, dict[str, Any]]:
     """Resume over a raw WebSocket, read only up to `connected`, then never read again."""
     loop = asyncio.get_running_loop()
-    sock, received = await send_resume(port, auth)
+    sock, received = await send_resume(port, auth, opened)
     while (data := _connected_data(received)) is None:
         chunk = await asyncio.wait_for(loop.sock_recv(sock, 4096), 20)
         assert chunk, "server closed before connected"
@@ -141,6 +144,15 @@ def start(data_dir: Path, **settings: int) -> ServerProcess:
     process = ServerProcess(data_dir, env={"IMMUNE_LOG_LEVEL": "warning", "IMMUNE_SEND_TIMEOUT_S": "120", **env})
     process.start()
     return process
+
+
+@pytest.fixture
+def raw_sockets() -> Iterator[list[socket.socket]]:
+    """The raw sockets a test opens, all closed after it (closing one the test closed is harmless)."""
+    opened: list[socket.socket] = []
+    yield opened
+    for sock in opened:
+        sock.close()
 
 
 @pytest.fixture
@@ -172,18 +184,20 @@ async def replay_gauges(url: str) -> tuple[float, float]:
     return values["immune_replay_bytes"], values["immune_replay_cache_bytes"]
 
 
-async def stall_many(port: int, count: int, auth: dict[str, Any]) -> tuple[list[socket.socket], list[dict[str, Any]]]:
+async def stall_many(
+    port: int, count: int, auth: dict[str, Any], opened: list[socket.socket]
+) -> tuple[list[socket.socket], list[dict[str, Any]]]:
     socks: list[socket.socket] = []
     found: list[dict[str, Any]] = []
     for start in range(0, count, 20):  # in waves, within the per-IP connect burst
-        batch = await asyncio.gather(*(stalled_resume(port, auth) for _ in range(min(20, count - start))))
+        batch = await asyncio.gather(*(stalled_resume(port, auth, opened) for _ in range(min(20, count - start))))
         socks += [sock for sock, _ in batch]
         found += [data for _, data in batch]
     return socks, found
 
 
 async def test_many_stalled_resumes_share_frames_and_stay_within_the_budget(
-    tmp_path: Path, processes: list[ServerProcess]
+    tmp_path: Path, processes: list[ServerProcess], raw_sockets: list[socket.socket]
 ) -> None:
     """The report: resumes from 0 that never read. 20 of them used to take ~1.1 GB (55 MB each)."""
     await populate(tmp_path, 3_000)  # 7.8 MB of `agents` events: within one resume's byte budget
@@ -195,7 +209,7 @@ async def test_many_stalled_resumes_share_frames_and_stay_within_the_budget(
     before = rss_bytes(server.proc.pid)
     clients = 40
     socks, connected = await stall_many(
-        server.port, clients, {"token": token(), "rooms": ["agents"], "last_event_id": 0}
+        server.port, clients, {"token": token(), "rooms": ["agents"], "last_event_id": 0}, raw_sockets
     )
     # Every one of them is owed the whole backlog, queued and not read.
     assert {(data["recovered"], data["replayed"]) for data in connected} == {(True, 3_000)}
@@ -217,7 +231,9 @@ async def test_many_stalled_resumes_share_frames_and_stay_within_the_budget(
     assert cached <= 4 * MIB  # what stays is the bounded cache of idle frames
 
 
-async def test_past_a_budget_the_resume_is_not_recovered(tmp_path: Path, processes: list[ServerProcess]) -> None:
+async def test_past_a_budget_the_resume_is_not_recovered(
+    tmp_path: Path, processes: list[ServerProcess], raw_sockets: list[socket.socket]
+) -> None:
     # 11.7 MB per room: well over what the kernel's socket buffers take from a stalled reader
     # (4 MiB by default on Linux), so the server's writer still holds part of each replay.
     await populate(tmp_path, 4_500, rooms=("agents", "tasks"))
@@ -225,17 +241,23 @@ async def test_past_a_budget_the_resume_is_not_recovered(tmp_path: Path, process
     processes.append(server)
     # A backlog over one resume's byte budget (it is under the event cap): refetch instead.
     both, too_big = await stalled_resume(
-        server.port, {"token": token(), "rooms": ["agents", "tasks"], "last_event_id": 0}
+        server.port, {"token": token(), "rooms": ["agents", "tasks"], "last_event_id": 0}, raw_sockets
     )
     assert too_big["recovered"] is False and too_big["replayed"] == 0
     both.close()
     # One stalled replay of `agents` holds 11.7 MB of the 20 MiB process budget…
-    agents, first = await stalled_resume(server.port, {"token": token(), "rooms": ["agents"], "last_event_id": 0})
+    agents, first = await stalled_resume(
+        server.port, {"token": token(), "rooms": ["agents"], "last_event_id": 0}, raw_sockets
+    )
     assert first["recovered"] is True and first["replayed"] == 4_500
     # …so a different 11.7 MB backlog cannot be queued as well, while the same one is shared.
-    tasks, refused = await stalled_resume(server.port, {"token": token(), "rooms": ["tasks"], "last_event_id": 0})
+    tasks, refused = await stalled_resume(
+        server.port, {"token": token(), "rooms": ["tasks"], "last_event_id": 0}, raw_sockets
+    )
     assert refused["recovered"] is False and refused["replayed"] == 0
-    shared, again = await stalled_resume(server.port, {"token": token(), "rooms": ["agents"], "last_event_id": 0})
+    shared, again = await stalled_resume(
+        server.port, {"token": token(), "rooms": ["agents"], "last_event_id": 0}, raw_sockets
+    )
     assert again["recovered"] is True and again["replayed"] == 4_500
     metrics = await get(server.url, "/metrics")
     assert 'immune_replays_refused_total{reason="the server\'s replay budget is in use"} 1.0' in metrics
@@ -247,7 +269,9 @@ async def test_past_a_budget_the_resume_is_not_recovered(tmp_path: Path, process
             break
         await asyncio.sleep(0.1)
     assert (await replay_gauges(server.url))[0] == 0
-    tasks, retried = await stalled_resume(server.port, {"token": token(), "rooms": ["tasks"], "last_event_id": 0})
+    tasks, retried = await stalled_resume(
+        server.port, {"token": token(), "rooms": ["tasks"], "last_event_id": 0}, raw_sockets
+    )
     assert retried["recovered"] is True and retried["replayed"] == 4_500
     tasks.close()
 
@@ -301,7 +325,9 @@ async def test_a_big_replay_does_not_count_against_the_live_queue_bound(
     assert not rec.of_type("disconnected")
 
 
-async def test_a_failed_backlog_read_leaves_no_connection_behind(server_factory: ServerFactory) -> None:
+async def test_a_failed_backlog_read_leaves_no_connection_behind(
+    server_factory: ServerFactory, raw_sockets: list[socket.socket]
+) -> None:
     """The connection is registered while its backlog is read; a read that fails must unregister it."""
     server = await server_factory()
     for i in range(10):
@@ -317,11 +343,10 @@ async def test_a_failed_backlog_read_leaves_no_connection_behind(server_factory:
     event_log.read_ids = broken_read_ids  # type: ignore[method-assign]
     port = int(server.url.rsplit(":", 1)[1])
     try:
-        sock, _ = await send_resume(port, {"token": server.token("viewer"), "rooms": ["agents"], "last_event_id": 0})
+        await send_resume(port, {"token": server.token("viewer"), "rooms": ["agents"], "last_event_id": 0}, raw_sockets)
         await asyncio.wait_for(failed.wait(), 10)
     finally:
         event_log.read_ids = read_ids  # type: ignore[method-assign]
     gateway = server.app[GATEWAY]
     await wait_until(lambda: not gateway.registry.by_sid)
     assert not gateway.registry.per_user() and gateway.replay_frames.pinned_bytes == 0
-    sock.close()
