@@ -12,7 +12,7 @@ import pytest
 from tests.cluster import Cluster
 from tests.postgres import PostgresServer
 from tests.redis_server import RedisServer
-from tests.support import Clients, RunningServer, start_server, test_settings
+from tests.support import Clients, RunningServer, SdkClients, start_server, test_settings
 
 ServerFactory = Callable[..., Awaitable[RunningServer]]
 
@@ -44,6 +44,16 @@ async def socket_clients(server_factory: ServerFactory) -> AsyncIterator[Clients
     """Connected python-socketio clients, all disconnected after the test (before its servers stop)."""
     async with Clients() as clients:
         yield clients
+
+
+@pytest.fixture
+async def sdk_clients(server_factory: ServerFactory) -> AsyncIterator[SdkClients]:
+    """A maker of `ImmuneClient`s, all closed after the test (before its servers stop)."""
+    clients = SdkClients()
+    try:
+        yield clients
+    finally:
+        await clients.close()
 
 
 @pytest.fixture(scope="session")

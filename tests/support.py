@@ -21,6 +21,7 @@ import aiohttp
 import socketio
 from aiohttp import web
 
+from client_sdk import ImmuneClient
 from server.app import build_app
 from server.auth import TokenAuthority
 from server.config import Settings
@@ -158,6 +159,11 @@ class Clients:
         """`connect_client`, and the client is disconnected when the test ends."""
         return await connect_client(url, opened=self.opened, **kwargs)
 
+    def adopt(self, client: socketio.AsyncClient) -> socketio.AsyncClient:
+        """Note a client made elsewhere (a custom subclass or setup) so that `close()` disconnects it too."""
+        self.opened.append(client)
+        return client
+
     async def listen(self, server: RunningServer, *rooms: str) -> Recorder:
         """A viewer in these rooms, recording what it receives."""
         return await self.connect(server.url, auth={"token": server.token("viewer"), "rooms": list(rooms)})
@@ -174,6 +180,26 @@ class Clients:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class SdkClients:
+    """The SDK clients of one test: `close()` closes every one (connection and HTTP session), even after a failure."""
+
+    def __init__(self) -> None:
+        self.opened: list[ImmuneClient] = []
+
+    def __call__(self, url: str, **kwargs: Any) -> ImmuneClient:
+        """An `ImmuneClient(url, **kwargs)`, closed when the test ends (connect it, or use only its REST)."""
+        client = ImmuneClient(url, **kwargs)
+        self.opened.append(client)
+        return client
+
+    async def close(self) -> None:
+        """Close every client (closing one already closed is a no-op)."""
+        for client in reversed(self.opened):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.close(), 10)
+        self.opened.clear()
 
 
 async def connect_error(

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support import Clients, Recorder, RunningServer, connect_client, rest
+from tests.support import Clients, Recorder, RunningServer, rest
 
 
 def room_events(rec: Recorder) -> list[tuple[str, str | None, dict[str, Any]]]:
     """(type, room, data) of every logged event received, in order."""
     return [(name, p["room"], p["data"]) for name, p in rec.events if p.get("event_id") is not None]
-
-
-async def listener(server: RunningServer, *rooms: str) -> Recorder:
-    return await connect_client(server.url, auth={"token": server.token("viewer"), "rooms": list(rooms)})
 
 
 async def create(server: RunningServer, **body: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import pytest
 from tests.cluster import Cluster, stats, wait_carrier
 from tests.conftest import ClusterFactory
 from tests.redis_server import RedisServer
-from tests.support import ROOT, wait_until
+from tests.support import ROOT, Clients, wait_until
 from tests.test_chaos import log_events
 from tests.test_process import token_for
 from tests.test_resume_restart import ROOMS, TYPES, ResumingClient, post_batch
@@ -33,10 +33,12 @@ async def expected_ids(url: str, token: str) -> list[int]:
     return await log_events(url, token, ",".join(ROOMS), ",".join(TYPES))
 
 
-async def test_events_committed_on_either_node_reach_clients_of_both_in_order(cluster: Cluster) -> None:
+async def test_events_committed_on_either_node_reach_clients_of_both_in_order(
+    cluster: Cluster, socket_clients: Clients
+) -> None:
     token = token_for(Path("."))
     a, b = cluster.nodes
-    clients = [ResumingClient(token), ResumingClient(token), ResumingClient(token)]
+    clients = [ResumingClient(token, opened=socket_clients) for _ in range(3)]
     await clients[0].connect(a.url)
     await clients[1].connect(b.url)
     await clients[2].connect(b.url)
@@ -57,10 +59,12 @@ async def test_events_committed_on_either_node_reach_clients_of_both_in_order(cl
             await client.client.disconnect()
 
 
-async def test_a_client_resumes_on_another_node_with_exactly_what_it_missed(cluster: Cluster) -> None:
+async def test_a_client_resumes_on_another_node_with_exactly_what_it_missed(
+    cluster: Cluster, socket_clients: Clients
+) -> None:
     token = token_for(Path("."))
     a, b = cluster.nodes
-    client = ResumingClient(token, reconnection=False)
+    client = ResumingClient(token, reconnection=False, opened=socket_clients)
     await client.connect(a.url)
     await post_batch(a.url, token, 3)
     await wait_until(lambda: len(client.ids) == 6, timeout=10)
@@ -77,11 +81,11 @@ async def test_a_client_resumes_on_another_node_with_exactly_what_it_missed(clus
 
 
 async def test_with_redis_killed_or_hung_nodes_deliver_from_the_log_and_the_carrier_heals(
-    cluster: Cluster, redis_server: RedisServer
+    cluster: Cluster, redis_server: RedisServer, socket_clients: Clients
 ) -> None:
     token = token_for(Path("."))
     a, b = cluster.nodes
-    on_a, on_b = ResumingClient(token), ResumingClient(token)
+    on_a, on_b = ResumingClient(token, opened=socket_clients), ResumingClient(token, opened=socket_clients)
     await on_a.connect(a.url)
     await on_b.connect(b.url)
     try:
@@ -139,7 +143,7 @@ def test_sqlite_with_redis_is_refused_at_start_with_one_line(tmp_path: Path) -> 
 
 
 async def test_a_client_ahead_of_a_lagging_node_resumes_there_without_a_gap_or_a_repeat(
-    cluster_factory: ClusterFactory, redis_server: RedisServer
+    cluster_factory: ClusterFactory, redis_server: RedisServer, socket_clients: Clients
 ) -> None:
     # Redis down and a slow log follower: node B lags behind what its clients saw on node A.
     cluster = await cluster_factory(2, IMMUNE_LOG_FOLLOW_INTERVAL_S="30")
@@ -148,7 +152,7 @@ async def test_a_client_ahead_of_a_lagging_node_resumes_there_without_a_gap_or_a
     redis_server.kill()
     for node in (a, b):
         await wait_carrier(node.url, "down")
-    client = ResumingClient(token, reconnection=False)
+    client = ResumingClient(token, reconnection=False, opened=socket_clients)
     await client.connect(a.url)
     await post_batch(a.url, token, 3)
     await wait_until(lambda: len(client.ids) == 6, timeout=10)

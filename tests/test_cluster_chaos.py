@@ -22,7 +22,7 @@ from tests.cluster import Cluster
 from tests.conftest import ClusterFactory
 from tests.haproxy import HAProxy
 from tests.js_runner import NodeResumer
-from tests.support import wait_until
+from tests.support import Clients, wait_until
 from tests.test_process import token_for
 from tests.test_resume_restart import ResumingClient
 
@@ -37,8 +37,8 @@ BODIES = [
 class SelectiveClient(ResumingClient):
     """A raw python-socketio client with its own rooms and filter, resuming with its last id."""
 
-    def __init__(self, token: str, rooms: list[str], event_types: list[str]) -> None:
-        super().__init__(token)
+    def __init__(self, token: str, rooms: list[str], event_types: list[str], opened: Clients) -> None:
+        super().__init__(token, opened=opened)
         self.rooms = rooms
         self.event_types = event_types
 
@@ -120,16 +120,16 @@ async def terminate_backends(cluster: Cluster, node_id: str) -> int:
 
 
 async def test_clients_end_with_exactly_the_log_through_kills_redis_outages_and_cut_database_sessions(
-    cluster_factory: ClusterFactory, tmp_path: Path
+    cluster_factory: ClusterFactory, tmp_path: Path, socket_clients: Clients
 ) -> None:
     cluster = await cluster_factory(3, IMMUNE_REST_PER_MIN="1000000", IMMUNE_REST_BURST="100000")
     proxy = HAProxy(tmp_path, [node.port for node in cluster.nodes])
     await asyncio.to_thread(proxy.start)
     token = token_for(Path("."))
     py_clients = [
-        SelectiveClient(token, ["agents"], ["custom.a", "custom.all"]),
-        SelectiveClient(token, ["agents", "tasks"], []),
-        SelectiveClient(token, ["tasks"], ["custom.a"]),
+        SelectiveClient(token, ["agents"], ["custom.a", "custom.all"], socket_clients),
+        SelectiveClient(token, ["agents", "tasks"], [], socket_clients),
+        SelectiveClient(token, ["tasks"], ["custom.a"], socket_clients),
     ]
     sdk_ids: list[int] = []
     sdk = ImmuneClient(proxy.url, token=token, rooms=["tasks"], backoff_initial_s=0.05, backoff_max_s=0.5)

@@ -19,7 +19,7 @@ from server.auth import TokenAuthority
 from server.config import Settings
 from tests.cluster import stats
 from tests.conftest import ClusterFactory
-from tests.support import Recorder, ServerProcess, connect_client, connect_error
+from tests.support import Clients, Recorder, ServerProcess, connect_error
 from tests.test_process import SECRET, token_for
 
 
@@ -45,12 +45,14 @@ async def lease_holders(nodes: list[ServerProcess]) -> list[ServerProcess]:
     return holders
 
 
-async def test_stats_listing_kicks_and_the_per_user_limit_span_the_cluster(cluster_factory: ClusterFactory) -> None:
+async def test_stats_listing_kicks_and_the_per_user_limit_span_the_cluster(
+    cluster_factory: ClusterFactory, socket_clients: Clients
+) -> None:
     cluster = await cluster_factory(2, IMMUNE_MAX_CONNECTIONS_PER_USER="2")
     a, b = cluster.nodes
     alice = token("alice", "viewer")
-    on_a = await connect_client(a.url, auth={"token": alice, "rooms": ["agents"]})
-    on_b = await connect_client(b.url, auth={"token": alice, "rooms": ["agents", "tasks"]})
+    on_a = await socket_clients.connect(a.url, auth={"token": alice, "rooms": ["agents"]})
+    on_b = await socket_clients.connect(b.url, auth={"token": alice, "rooms": ["agents", "tasks"]})
     clients = [on_a, on_b]
     try:
         # Each node announces itself every second: wait until A sees B's connection.
@@ -97,14 +99,14 @@ async def test_stats_listing_kicks_and_the_per_user_limit_span_the_cluster(clust
 
 
 async def test_proposal_expiry_runs_once_and_its_lease_moves_when_the_holder_dies(
-    cluster_factory: ClusterFactory,
+    cluster_factory: ClusterFactory, socket_clients: Clients
 ) -> None:
     cluster = await cluster_factory(2, IMMUNE_EXPIRY_INTERVAL_S="0.1", IMMUNE_METRICS_INTERVAL_S="0.5")
     nodes = cluster.nodes
     await wait_until_async(lambda: lease_holders(nodes), lambda holders: len(holders) == 1)
     (holder,) = await lease_holders(nodes)
     other = next(node for node in nodes if node is not holder)
-    listener = await connect_client(
+    listener = await socket_clients.connect(
         other.url, auth={"token": token("watcher", "viewer"), "rooms": ["coordination", "system"]}
     )
     try:

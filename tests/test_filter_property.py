@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.api.keys import PUBLISHER
-from tests.support import Recorder, connect_client
+from tests.support import Clients, Recorder
 from tests.threaded import ThreadedServer, threaded_server
 
 ROOMS = ["agents", "tasks", "coordination", "system", "agent:a1", "agent:a2", "task:t1"]
@@ -51,17 +51,17 @@ def selected(spec: dict[str, Any], event_type: str, rooms: list[str]) -> bool:
 async def scenario(live: ThreadedServer, clients: list[dict[str, Any]], events: list[tuple[str, list[str]]]) -> None:
     server = live.server
     recorders: list[Recorder] = []
-    try:
+    async with Clients() as opened:
         for spec in clients:
             if spec["via_requests"]:
-                rec = await connect_client(server.url, auth={"token": server.token("viewer")})
+                rec = await opened.connect(server.url, auth={"token": server.token("viewer")})
                 for room in spec["rooms"]:
                     assert (await rec.call("join", {"room": room}))["success"]
                 if spec["types"]:
                     assert (await rec.call("subscribe", {"event_types": spec["types"]}))["success"]
             else:
                 auth = {"token": server.token("viewer"), "rooms": spec["rooms"], "event_types": spec["types"]}
-                rec = await connect_client(server.url, auth=auth)
+                rec = await opened.connect(server.url, auth=auth)
             if spec["clear_filter"] and spec["types"]:
                 ack = await rec.call("unsubscribe", {"event_types": spec["types"]})
                 assert ack["data"]["event_types"] == []
@@ -83,9 +83,6 @@ async def scenario(live: ThreadedServer, clients: list[dict[str, Any]], events: 
             await rec.call("ping")
             got = [payload["event_id"] for name, payload in rec.events if name != "connected"]
             assert got == expected, (spec, events)
-    finally:
-        for rec in recorders:
-            await rec.client.disconnect()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

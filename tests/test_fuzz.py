@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import Recorder, connect_client, rest
+from tests.support import Clients, Recorder, rest
 from tests.threaded import ThreadedServer, threaded_server
 
 ACK_CODES = {"invalid_request", "unknown_room", "forbidden", "unknown_event_type", "unknown_action", "rate_limited"}
@@ -64,10 +64,10 @@ def _nest(depth: int) -> Any:
 class Stage:
     """One server, one bystander that must keep receiving, and one agent to aim at."""
 
-    def __init__(self, live: ThreadedServer) -> None:
+    def __init__(self, live: ThreadedServer, clients: Clients) -> None:
         self.live = live
         self.bystander: Recorder = live.run(
-            connect_client(live.server.url, auth={"token": live.server.token(), "rooms": ["system"]})
+            clients.connect(live.server.url, auth={"token": live.server.token(), "rooms": ["system"]})
         )
         status, agent, _ = live.run(rest(live.server, "POST", "/agents", json={"agent_type": "b_cell"}))
         assert status == 201
@@ -103,7 +103,11 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stage]:
         "connects_burst_per_ip": 1_000_000,
     }
     with threaded_server(Path(tmp_path_factory.mktemp("fuzz")), **limits) as live:
-        yield Stage(live)
+        clients = Clients()
+        try:
+            yield Stage(live, clients)
+        finally:
+            live.run(clients.close())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -114,8 +118,8 @@ def test_client_events_answer_hostile_payloads_with_documented_errors(
     server = stage.live.server
 
     async def abuse() -> None:
-        rec = await connect_client(server.url, auth={"token": server.token("viewer")})
-        try:
+        async with Clients() as clients:
+            rec = await clients.connect(server.url, auth={"token": server.token("viewer")})
             for event, payload in calls:
                 ack = await rec.client.call(event, payload, timeout=10)
                 assert isinstance(ack, dict) and isinstance(ack.get("success"), bool), ack
@@ -125,8 +129,6 @@ def test_client_events_answer_hostile_payloads_with_documented_errors(
             info = await rec.call("info")
             assert info["success"] is True
             assert all(isinstance(room, str) and not room.startswith("#") for room in info["data"]["rooms"])
-        finally:
-            await rec.client.disconnect()
 
     stage.live.run(abuse())
     stage.heartbeat()

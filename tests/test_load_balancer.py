@@ -15,7 +15,7 @@ import pytest
 from tests.cluster import Cluster
 from tests.conftest import ClusterFactory
 from tests.haproxy import HAProxy
-from tests.support import wait_until
+from tests.support import Clients, wait_until
 from tests.test_chaos import log_events
 from tests.test_process import token_for
 from tests.test_resume_restart import ROOMS, TYPES, ResumingClient, post_batch
@@ -34,12 +34,12 @@ async def balanced(cluster_factory: ClusterFactory, tmp_path: Path) -> AsyncIter
 
 
 async def test_websocket_spreads_polling_sticks_and_everyone_gets_the_log_in_order(
-    balanced: tuple[Cluster, HAProxy],
+    balanced: tuple[Cluster, HAProxy], socket_clients: Clients
 ) -> None:
     cluster, proxy = balanced
     token = token_for(Path("."))
-    sockets = [ResumingClient(token) for _ in range(4)]
-    polling = ResumingClient(token)
+    sockets = [ResumingClient(token, opened=socket_clients) for _ in range(4)]
+    polling = ResumingClient(token, opened=socket_clients)
     try:
         for client in sockets:
             await client.connect(proxy.url)

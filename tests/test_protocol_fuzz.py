@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from server.auth import TokenAuthority
 from server.config import Settings
 from tests.eio import SEP, open_polling, open_websocket, rss_kb
-from tests.support import ServerProcess, connect_client
+from tests.support import Clients, ServerProcess
 from tests.test_transport_hardening import SECRET, assert_json_lines, log_lines
 
 ACK_CODES = {"invalid_request", "unknown_room", "forbidden", "unknown_event_type", "unknown_action", "rate_limited"}
@@ -177,11 +177,9 @@ async def _over_polling(url: str, sequence: list[str | bytes]) -> None:
 
 
 async def _bystander_is_served(url: str, token: str) -> None:
-    rec = await connect_client(url, auth={"token": token})
-    try:
+    async with Clients() as clients:
+        rec = await clients.connect(url, auth={"token": token})
         assert (await rec.call("ping"))["success"] is True
-    finally:
-        await rec.client.disconnect()
 
 
 @settings(

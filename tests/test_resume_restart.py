@@ -16,7 +16,7 @@ import aiohttp
 import socketio
 
 from tests.js_runner import NodeResumer
-from tests.support import Recorder, ServerProcess, wait_until
+from tests.support import Clients, Recorder, ServerProcess, wait_until
 from tests.test_chaos import log_events
 from tests.test_process import token_for
 
@@ -42,13 +42,20 @@ class ResumingClient:
     """A raw python-socketio client that stores the last id and epoch and sends them on every (re)connect."""
 
     def __init__(
-        self, token: str, last_event_id: int | None = None, epoch: str | None = None, reconnection: bool = True
+        self,
+        token: str,
+        last_event_id: int | None = None,
+        epoch: str | None = None,
+        reconnection: bool = True,
+        *,
+        opened: Clients,
     ) -> None:
         self.token = token
         self.last_event_id = last_event_id
         self.epoch = epoch
-        self.client = socketio.AsyncClient(
-            reconnection=reconnection, reconnection_delay=0.1, reconnection_delay_max=0.5
+        # Noted in the test's `Clients` before it connects: disconnected at the end even if the test fails.
+        self.client = opened.adopt(
+            socketio.AsyncClient(reconnection=reconnection, reconnection_delay=0.1, reconnection_delay_max=0.5)
         )
         self.rec = Recorder(self.client)
         self.ids: list[int] = []  # every event id received, duplicates included
@@ -83,11 +90,11 @@ class ResumingClient:
         return [payload["data"] for payload in self.rec.of_type("connected")]
 
 
-async def test_python_socketio_client_resumes_across_a_sigkill_restart(tmp_path: Path) -> None:
+async def test_python_socketio_client_resumes_across_a_sigkill_restart(tmp_path: Path, socket_clients: Clients) -> None:
     server = ServerProcess(tmp_path)
     await asyncio.to_thread(server.start)
     token = token_for(tmp_path)
-    client = ResumingClient(token)
+    client = ResumingClient(token, opened=socket_clients)
     try:
         await client.connect(server.url)
         await post_batch(server.url, token, 5)
@@ -150,7 +157,9 @@ async def test_socket_io_client_resumes_across_a_sigkill_restart(tmp_path: Path)
     assert node.of("disconnect")[0]["reason"] == "transport close"
 
 
-async def test_a_wiped_database_is_a_new_epoch_and_old_positions_are_not_recovered(tmp_path: Path) -> None:
+async def test_a_wiped_database_is_a_new_epoch_and_old_positions_are_not_recovered(
+    tmp_path: Path, socket_clients: Clients
+) -> None:
     old_dir, new_dir = tmp_path / "old", tmp_path / "new"
     old_dir.mkdir()
     new_dir.mkdir()
@@ -159,7 +168,7 @@ async def test_a_wiped_database_is_a_new_epoch_and_old_positions_are_not_recover
     token = token_for(old_dir)
     # What a client persisted (like the dashboard's sessionStorage) is reused by a new client object
     # later: no automatic reconnect may reach the new server before its log has grown.
-    first = ResumingClient(token, reconnection=False)
+    first = ResumingClient(token, reconnection=False, opened=socket_clients)
     try:
         await first.connect(server.url)
         await post_batch(server.url, token, 5)
@@ -171,7 +180,7 @@ async def test_a_wiped_database_is_a_new_epoch_and_old_positions_are_not_recover
     finally:
         await first.client.disconnect()
         await asyncio.to_thread(server.stop)  # already SIGKILLed unless the test failed before
-    client = ResumingClient(token, last_event_id=old_last, epoch=old_epoch)
+    client = ResumingClient(token, last_event_id=old_last, epoch=old_epoch, opened=socket_clients)
     try:
         server = ServerProcess(new_dir, port=server.port)  # same address, a brand-new database file
         await asyncio.to_thread(server.start)
@@ -183,12 +192,12 @@ async def test_a_wiped_database_is_a_new_epoch_and_old_positions_are_not_recover
         assert after["recovered"] is False and after["replayed"] == 0  # ...but the epoch says it is another log
 
         # Without the epoch the server cannot tell (which is why clients should send it) ...
-        blind = ResumingClient(token, last_event_id=old_last)
+        blind = ResumingClient(token, last_event_id=old_last, opened=socket_clients)
         await blind.connect(server.url)
         assert blind.connects()[0]["recovered"] is True
         await blind.client.disconnect()
         # ... unless the old id is beyond the new log's head.
-        stale = ResumingClient(token, last_event_id=10_000)
+        stale = ResumingClient(token, last_event_id=10_000, opened=socket_clients)
         await stale.connect(server.url)
         assert stale.connects()[0]["recovered"] is False
         await stale.client.disconnect()

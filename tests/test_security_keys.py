@@ -34,7 +34,7 @@ from server.api.security import AUTHORITY
 from server.auth import KeyConfigError, TokenAuthority, load_or_create_secret
 from server.config import Settings
 from tests.conftest import ServerFactory
-from tests.support import ROOT, ServerProcess, connect_client, connect_error, rest
+from tests.support import ROOT, Clients, ServerProcess, connect_error, rest
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -85,9 +85,9 @@ def ecdsa_token(key: ec.EllipticCurvePrivateKey, alg: str, digest: hashes.HashAl
 
 
 async def assert_accepted(url: str, token: str, rest_target: Any) -> None:
-    rec = await connect_client(url, auth={"token": token})
-    assert rec.of_type("connected")[0]["data"]["user"] == "carol"
-    await rec.client.disconnect()
+    async with Clients() as clients:
+        rec = await clients.connect(url, auth={"token": token})
+        assert rec.of_type("connected")[0]["data"]["user"] == "carol"
     status, _, _ = await rest(rest_target, "GET", "/agents", role=None, headers={"Authorization": f"Bearer {token}"})
     assert status == 200
 
@@ -316,9 +316,9 @@ async def test_first_run_secret_is_0600_and_a_permissive_one_is_tightened(tmp_pa
 
 
 async def assert_accepted_admin(url: str, token: str) -> None:
-    rec = await connect_client(url, auth={"token": token})
-    assert rec.of_type("connected")[0]["data"]["user"] == "admin"
-    await rec.client.disconnect()
+    async with Clients() as clients:
+        rec = await clients.connect(url, auth={"token": token})
+        assert rec.of_type("connected")[0]["data"]["user"] == "admin"
     status, _, _ = await rest(
         _At(url), "GET", "/ws/connections", role=None, headers={"Authorization": f"Bearer {token}"}
     )
