@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.cluster import Cluster
+from tests.peer import ScriptedPeer
 from tests.postgres import PostgresServer
 from tests.redis_server import RedisServer
 from tests.support import Clients, RunningServer, SdkClients, start_server, test_settings
@@ -54,6 +55,15 @@ async def sdk_clients(server_factory: ServerFactory) -> AsyncIterator[SdkClients
         yield clients
     finally:
         await clients.close()
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[ScriptedPeer]:
+    """A scripted Socket.IO server (tests/peer.py) that sends the SDK frames our server never would."""
+    scripted = ScriptedPeer()
+    await scripted.start()
+    yield scripted
+    await scripted.close()
 
 
 @pytest.fixture(scope="session")

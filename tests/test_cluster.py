@@ -21,7 +21,7 @@ from tests.redis_server import RedisServer
 from tests.support import ROOT, Clients, wait_until
 from tests.test_chaos import log_events
 from tests.test_process import token_for
-from tests.test_resume_restart import ROOMS, TYPES, ResumingClient, post_batch
+from tests.test_resume_restart import ROOMS, TYPES, ResumingClient, assert_exactly, post_batch
 
 
 @pytest.fixture
@@ -49,9 +49,7 @@ async def test_events_committed_on_either_node_reach_clients_of_both_in_order(
         assert len(expected) == 2 * 15 * 2  # custom.a in agents + custom.all, from both nodes
         for client in clients:
             await wait_until(lambda client=client: len(client.ids) >= len(expected), timeout=20)
-        await asyncio.sleep(0.3)  # a duplicate would arrive now
-        for client in clients:
-            assert client.ids == expected
+        await assert_exactly(clients, a.url, token, expected)
         # With Redis up, the other node's batches came over the carrier.
         assert (await stats(b.url))["carrier"]["batches_received"] > 0
     finally:
@@ -74,8 +72,7 @@ async def test_a_client_resumes_on_another_node_with_exactly_what_it_missed(
     await post_batch(b.url, token, 2)  # live on the new node
     expected = await expected_ids(b.url, token)
     await wait_until(lambda: len(client.ids) >= len(expected), timeout=10)
-    await asyncio.sleep(0.3)
-    assert client.ids == expected
+    await assert_exactly([client], b.url, token, expected)
     assert client.rec.of_type("connected")[-1]["data"]["recovered"] is True
     await client.client.disconnect()
 
@@ -120,8 +117,7 @@ async def test_with_redis_killed_or_hung_nodes_deliver_from_the_log_and_the_carr
         await post_batch(a.url, token, 3)
         expected = await expected_ids(a.url, token)
         await wait_until(lambda: len(on_a.ids) >= len(expected) and len(on_b.ids) >= len(expected), timeout=20)
-        await asyncio.sleep(0.3)
-        assert on_a.ids == expected and on_b.ids == expected
+        await assert_exactly([on_a, on_b], a.url, token, expected)
     finally:
         redis_server.unpause()
         for client in (on_a, on_b):
@@ -163,6 +159,5 @@ async def test_a_client_ahead_of_a_lagging_node_resumes_there_without_a_gap_or_a
     await post_batch(b.url, token, 2)
     expected = await expected_ids(b.url, token)
     await wait_until(lambda: len(client.ids) >= len(expected), timeout=10)
-    await asyncio.sleep(0.3)
-    assert client.ids == expected
+    await assert_exactly([client], b.url, token, expected)
     await client.client.disconnect()

@@ -18,7 +18,7 @@ from tests.haproxy import HAProxy
 from tests.support import Clients, wait_until
 from tests.test_chaos import log_events
 from tests.test_process import token_for
-from tests.test_resume_restart import ROOMS, TYPES, ResumingClient, post_batch
+from tests.test_resume_restart import ROOMS, TYPES, ResumingClient, assert_exactly, post_batch
 
 
 @pytest.fixture
@@ -66,9 +66,7 @@ async def test_websocket_spreads_polling_sticks_and_everyone_gets_the_log_in_ord
         assert len(expected) == 30
         for client in [*sockets, polling]:
             await wait_until(lambda client=client: len(client.ids) >= len(expected), timeout=20)
-        await asyncio.sleep(0.3)
-        for client in [*sockets, polling]:
-            assert client.ids == expected
+        await assert_exactly([*sockets, polling], proxy.url, token, expected)
         # The polling session never broke (a request reaching the other node would end it).
         assert len(polling.connects()) == 1 and polling.client.transport() == "polling"
     finally:

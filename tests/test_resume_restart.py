@@ -38,6 +38,23 @@ async def post_batch(url: str, token: str, n: int) -> None:
                     assert response.status == 202, await response.text()
 
 
+async def assert_exactly(clients: list[ResumingClient], url: str, token: str, expected: list[int]) -> None:
+    """Each client received exactly `expected`, then a marker published now, and nothing else.
+
+    Events reach a connection in id order, so once the marker (selected by every client) has arrived,
+    any duplicate or stray event sent before it has arrived too: no need to wait and see.
+    """
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session,
+        session.post(f"{url}/ws/broadcast", json={"event_type": "custom.all", "data": {"marker": True}}) as response,
+    ):
+        assert response.status == 202, await response.text()
+        marker = (await response.json())["event_id"]
+    for client in clients:
+        await client.rec.wait_for(lambda client=client: marker in client.ids, timeout=20)
+        assert client.ids == [*expected, marker]
+
+
 class ResumingClient:
     """A raw python-socketio client that stores the last id and epoch and sends them on every (re)connect."""
 
