@@ -169,8 +169,10 @@ class Clients:
         return await self.connect(server.url, auth={"token": server.token("viewer"), "rooms": list(rooms)})
 
     async def close(self) -> None:
-        """Disconnect every client (a no-op for one already gone, which still releases its HTTP session)."""
+        """Disconnect every client, ending any reconnect loop; one already gone still releases its HTTP session."""
         for client in reversed(self.opened):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.shutdown(), 10)  # disconnects, or stops reconnecting
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.disconnect(), 10)
         self.opened.clear()
