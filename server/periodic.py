@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +10,21 @@ from typing import Any
 import structlog
 
 log = structlog.get_logger(__name__)
+
+
+async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
+    """Cancel each task and wait until it has ended, cancelling again if it lost the cancellation.
+
+    On Python 3.11 `asyncio.wait_for` returns the awaited result instead of raising CancelledError
+    when both are ready in the same turn of the loop; a loop that catches only Exception then goes
+    on, and waiting after a single cancel would wait forever.
+    """
+    for task in tasks:
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
+        if not task.cancelled():
+            task.exception()  # retrieved (the task ended with its own error): we are stopping anyway
 
 
 class Periodic:
@@ -30,9 +44,7 @@ class Periodic:
     async def stop(self) -> None:
         """Stop and wait for the task to end."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:

@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 
 from server.cluster.carrier import BatchHandler, CarrierState, CarrierStatus, decode_batch, encode_batch, origin_of
 from server.events.model import PublishedEvent
+from server.periodic import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -95,12 +96,8 @@ class RedisCarrier:
 
     async def stop(self) -> None:
         """Cancel both tasks and close their connections."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            # A task cancelled inside redis-py's reconnect may end with its own error: we are leaving anyway.
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # A task cancelled inside redis-py's reconnect may end with its own error: we are leaving anyway.
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         self.state.change("stopped")
 

@@ -23,6 +23,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from server.periodic import cancel_and_wait
+
 log = structlog.get_logger(__name__)
 
 NODE_KEY = "immune:node:"
@@ -103,11 +105,7 @@ class ClusterView:
 
     async def stop(self) -> None:
         """Stop, and remove this node's presence so that it drops out at once."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._client.delete(NODE_KEY + self.node_id), 1.0)
