@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from server.api.keys import DATABASE, EVENT_LOG
 from server.events.dispatcher import Dispatcher
 from server.events.model import PublishedEvent
-from tests.support import RunningServer
+from tests.support import RunningServer, wait_until
 
 
 class RecordingSink:
@@ -98,9 +98,7 @@ async def test_a_dropped_tail_is_delivered_with_no_later_event_to_reveal_the_gap
         assert (dispatcher.pending, dispatcher.dropped) == (2, 3)
         dispatcher.submit(events[:1])  # delivers 1..3 at once; 4..6 are only in the log now
         assert sink.ids == [event.event_id for event in events[:3]]
-        async with asyncio.timeout(10):
-            while len(sink.ids) < 6:
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: len(sink.ids) >= 6, timeout=10)
         assert sink.ids == [event.event_id for event in events]
     finally:
         await dispatcher.stop()
