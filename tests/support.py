@@ -132,9 +132,13 @@ async def connect_client(
     headers: dict[str, str] | None = None,
     wait_connected: bool = True,
     opened: list[socketio.AsyncClient] | None = None,
+    http_session: aiohttp.ClientSession | None = None,
 ) -> Recorder:
-    """Connect a real python-socketio client and record what it receives (noted in `opened` first)."""
-    client = socketio.AsyncClient(reconnection=False)
+    """Connect a real python-socketio client and record what it receives (noted in `opened` first).
+
+    With `http_session` the client uses that session (closed by whoever made it, after the client).
+    """
+    client = socketio.AsyncClient(reconnection=False, http_session=http_session)
     if opened is not None:
         opened.append(client)
     recorder = Recorder(client)

@@ -17,27 +17,12 @@ from server.config import Settings
 from server.realtime import engine
 from tests.conftest import ServerFactory
 from tests.eio import open_polling, open_websocket, socketio_connect
-from tests.support import Clients, Recorder, connect_error
+from tests.support import Clients, connect_error
 
 
 def from_address(address: str) -> aiohttp.ClientSession:
     """An HTTP session whose connections leave from this loopback address."""
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=(address, 0)))
-
-
-async def connect_from(address: str, url: str, auth: dict[str, Any]) -> tuple[Recorder, aiohttp.ClientSession]:
-    """A python-socketio client whose TCP connections come from `address`."""
-    http = from_address(address)
-    client = socketio.AsyncClient(reconnection=False, http_session=http)
-    recorder = Recorder(client)
-
-    @client.on("*")
-    async def on_any(event: str, payload: Any = None) -> None:
-        recorder.record(event, payload)
-
-    await client.connect(url, auth=auth, transports=["websocket"], wait_timeout=5)
-    await recorder.wait_event("connected")
-    return recorder, http
 
 
 async def refused_from(address: str, url: str, auth: dict[str, Any]) -> Any:
@@ -131,14 +116,12 @@ async def test_a_flood_from_one_address_does_not_lock_out_another(server_factory
     for _ in range(5):
         assert (await refused_from("127.0.0.2", server.url, {}))["code"] == "unauthorized"
     assert (await refused_from("127.0.0.2", server.url, {}))["code"] == "rate_limited"
-    viewer, http = await connect_from("127.0.0.3", server.url, {"token": server.token("viewer")})
-    try:
+    # Clients closes first (the client disconnects), then its HTTP session, whose TCP connections leave from .3.
+    async with from_address("127.0.0.3") as http, Clients() as clients:
+        viewer = await clients.connect(server.url, auth={"token": server.token("viewer")}, http_session=http)
         (conn,) = server.app[GATEWAY].registry.by_sid.values()
         assert conn.remote_addr == "127.0.0.3"
         assert (await viewer.call("ping"))["success"] is True
-    finally:
-        await viewer.client.disconnect()
-        await http.close()
 
 
 async def test_repeated_connects_on_one_session_each_spend_an_attempt(server_factory: ServerFactory) -> None:
