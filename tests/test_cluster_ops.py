@@ -128,7 +128,12 @@ async def test_proposal_expiry_runs_once_and_its_lease_moves_when_the_holder_die
             for _ in range(2)
         ]
         await listener.wait_event("consensus_decided", count=6, timeout=15)
-        await asyncio.sleep(1.0)  # a second expiry of the same proposal would arrive now
+        # A second expiry of a proposal would come from a later round of the holder's expiry job
+        # (every 0.1 s): wait for two more of its metrics_updated (every 0.5 s, by its own clock).
+        # Events arrive in id order, so a duplicate committed before them has arrived before them.
+        holder_id = f"node-{nodes.index(other)}"
+        seen = len(from_node(listener, holder_id))
+        await listener.wait_for(lambda: len(from_node(listener, holder_id)) >= seen + 2, timeout=15)
         decided = Counter(event["data"]["proposal_id"] for event in listener.of_type("consensus_decided"))
         assert decided == Counter(proposals) and set(decided.values()) == {1}
         assert all(event["data"]["decision"] == "expired" for event in listener.of_type("consensus_decided"))
@@ -138,6 +143,11 @@ async def test_proposal_expiry_runs_once_and_its_lease_moves_when_the_holder_die
 
 def proposal(agent_id: str) -> dict[str, Any]:
     return {"proposal_type": "quarantine", "timeout_s": 0.5, "votes": {agent_id: True}, "threshold": 1.0}
+
+
+def from_node(listener: Recorder, node_id: str) -> list[dict[str, Any]]:
+    """The metrics_updated events this node published."""
+    return [event for event in listener.of_type("metrics_updated") if event["data"].get("node_id") == node_id]
 
 
 def metrics_nodes(listener: Recorder) -> set[str]:
