@@ -11,9 +11,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from client_sdk.client import Event, ImmuneClient
+from client_sdk.client import Event
 from tests.proxy import CuttableProxy
-from tests.support import ROOT, ServerProcess, wait_until
+from tests.support import ROOT, SdkClients, ServerProcess, wait_until
 from tests.test_process import token_for
 
 AGENT = {
@@ -76,57 +76,61 @@ async def log_events(url: str, token: str, rooms: str, event_types: str) -> list
             after = page["next_after"]
 
 
-async def test_sdk_survives_sigkills_and_network_cuts_with_exactly_the_logged_events(tmp_path: Path) -> None:
+async def test_sdk_survives_sigkills_and_network_cuts_with_exactly_the_logged_events(
+    tmp_path: Path, sdk_clients: SdkClients
+) -> None:
     server = ServerProcess(tmp_path)
     await asyncio.to_thread(server.start)
     token = token_for(tmp_path)
     proxy = CuttableProxy(server.port)
-    await proxy.start()
-    received: list[int] = []
-    client = ImmuneClient(
-        proxy.url,
-        token=token,
-        rooms=["agents"],
-        event_types=["agent_created"],
-        backoff_initial_s=0.05,
-        backoff_max_s=0.5,
-    )
-
-    @client.on("*")
-    def record(event: Event) -> None:
-        assert event.event_id is not None
-        received.append(event.event_id)
-
-    # The client connects first: a fresh connection (no last_event_id) sees only what follows it.
-    await client.connect()
-    producer = Producer(server.url, token)
-    producing = asyncio.create_task(producer.run())
     try:
-        for step in ["cut", "cut", "kill", "cut", "kill", "cut"]:
-            # Wait for the connection the last step forced, then for live events on it (events
-            # already buffered from the dead connection must not count as "reconnected").
-            connects = client.connects
-            await wait_until(lambda connects=connects: client.connected and client.connects >= connects, timeout=20)
+        await proxy.start()
+        received: list[int] = []
+        client = sdk_clients(
+            proxy.url,
+            token=token,
+            rooms=["agents"],
+            event_types=["agent_created"],
+            backoff_initial_s=0.05,
+            backoff_max_s=0.5,
+        )
+
+        @client.on("*")
+        def record(event: Event) -> None:
+            assert event.event_id is not None
+            received.append(event.event_id)
+
+        # The client connects first: a fresh connection (no last_event_id) sees only what follows it.
+        await client.connect()
+        producer = Producer(server.url, token)
+        producing = asyncio.create_task(producer.run())
+        try:
+            for step in ["cut", "cut", "kill", "cut", "kill", "cut"]:
+                # Wait for the connection the last step forced, then for live events on it (events
+                # already buffered from the dead connection must not count as "reconnected").
+                connects = client.connects
+                await wait_until(lambda connects=connects: client.connected and client.connects >= connects, timeout=20)
+                seen = len(received)
+                await wait_until(lambda seen=seen: len(received) >= seen + 5, timeout=20)
+                before = client.connects
+                if step == "cut":
+                    proxy.cut()
+                else:
+                    await asyncio.to_thread(server.kill)
+                    await asyncio.sleep(0.2)
+                    await asyncio.to_thread(server.start)
+                await wait_until(lambda before=before: client.connects > before, timeout=20)
             seen = len(received)
-            await wait_until(lambda seen=seen: len(received) >= seen + 5, timeout=20)
-            before = client.connects
-            if step == "cut":
-                proxy.cut()
-            else:
-                await asyncio.to_thread(server.kill)
-                await asyncio.sleep(0.2)
-                await asyncio.to_thread(server.start)
-            await wait_until(lambda before=before: client.connects > before, timeout=20)
-        seen = len(received)
-        await wait_until(lambda: len(received) >= seen + 5, timeout=20)
+            await wait_until(lambda: len(received) >= seen + 5, timeout=20)
+        finally:
+            producer.stop()
+            await producing
+        expected = await log_events(server.url, token, "agents", "agent_created")
+        await wait_until(lambda: client.last_event_id == expected[-1], timeout=20)
+        await client.close()
     finally:
-        producer.stop()
-        await producing
-    expected = await log_events(server.url, token, "agents", "agent_created")
-    await wait_until(lambda: client.last_event_id == expected[-1], timeout=20)
-    await client.close()
-    await proxy.close()
-    await asyncio.to_thread(server.stop)
+        await proxy.close()
+        await asyncio.to_thread(server.stop)
 
     assert client.connects >= 7, "every cut and kill forces a reconnect"
     assert proxy.cuts >= 4
