@@ -12,7 +12,7 @@ from engineio import base_server
 
 from server.app import build_app
 from server.config import ConfigError
-from server.realtime.internals import missing_library_internals
+from server.realtime.engine import missing_library_internals
 from tests import support
 
 
