@@ -102,7 +102,8 @@ def private_uses(source: str) -> list[tuple[int, str]]:
 
     - `obj._name` and `getattr(obj, "_name")` (also setattr/hasattr/delattr) on anything but self/cls;
     - `self._name` where the module never defines `_name` (an inherited private of a library class);
-    - a private method defined in a subclass of a library class (an override of its internals).
+    - a private method defined in a subclass of a library class (an override of its internals);
+    - an import of a private module or name (`from aiohttp._websocket import writer`).
     """
     tree = ast.parse(source)
     defined = set()
@@ -130,6 +131,11 @@ def private_uses(source: str) -> list[tuple[int, str]]:
             and not _is_self(node.args[0])
         ):
             found.append((node.lineno, ast.unparse(node)))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            names = [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else []
+            if any(_private(part) for module in modules for part in module.split(".")) or any(map(_private, names)):
+                found.append((node.lineno, ast.unparse(node)))
         elif isinstance(node, ast.ClassDef) and any(_root(base) in libraries for base in node.bases):
             for item in node.body:
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and _private(item.name):
@@ -141,6 +147,8 @@ def test_the_private_use_check_sees_every_spelling() -> None:
     source = (
         "import socketio\n"
         "from engineio import packet as eio_packet\n"
+        "from aiohttp._websocket import writer\n"
+        "from socketio.base_manager import _private_helper\n"
         "members._fwdm\n"
         "getattr(response, '_writer', None)\n"
         "super()._handle_connect\n"
@@ -153,6 +161,8 @@ def test_the_private_use_check_sees_every_spelling() -> None:
         "    def encode(self): return 1\n"
     )
     assert [what for _, what in private_uses(source)] == [
+        "from aiohttp._websocket import writer",
+        "from socketio.base_manager import _private_helper",
         "members._fwdm",
         "getattr(response, '_writer', None)",
         "super()._handle_connect",
