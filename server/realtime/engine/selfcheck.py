@@ -38,17 +38,21 @@ class Internal:
     owner: str
     what: str
     used_by: str  # the modules of server/realtime/engine/ (or beyond, for public parts) that need it
-    present: Callable[[], bool]
+    present: Callable[[], bool] = lambda: True
     names: tuple[str, ...] = ()  # the private attribute names, as the code spells them
+    methods_of: type | None = None  # a part made of methods (`what`) of this class: the missing ones are named
 
-    @property
-    def description(self) -> str:
-        """One line: what is needed, of which library, by which module."""
+    def lacking(self) -> str | None:
+        """One line naming what the installed library lacks of this part, and who needs it; None when present."""
+        if self.methods_of is not None:
+            gone = [name for name in self.what.split(", ") if not callable(getattr(self.methods_of, name, None))]
+            return f"{self.owner}: no method {', '.join(gone)} (used by {self.used_by})" if gone else None
+        try:
+            if self.present():
+                return None
+        except (AttributeError, TypeError, ValueError, OSError, SyntaxError):
+            pass
         return f"{self.owner}: {self.what} (used by {self.used_by})"
-
-
-def _has_methods(cls: type, *names: str) -> Callable[[], bool]:
-    return lambda: all(callable(getattr(cls, name, None)) for name in names)
 
 
 def _source_mentions(obj: object, *fragments: str) -> Callable[[], bool]:
@@ -100,10 +104,10 @@ EIO_METHODS = ("_handle_connect", "_make_response", "_ok")
 REQUIRED: tuple[Internal, ...] = (
     Internal(
         "socketio.AsyncServer",
-        "methods " + ", ".join(SIO_METHODS),
+        ", ".join(SIO_METHODS),
         "engine/socketio_server.py",
-        _has_methods(socketio.AsyncServer, *SIO_METHODS),
-        SIO_METHODS,
+        names=SIO_METHODS,
+        methods_of=socketio.AsyncServer,
     ),
     Internal(
         "socketio.AsyncServer",
@@ -114,10 +118,10 @@ REQUIRED: tuple[Internal, ...] = (
     ),
     Internal(
         "engineio.AsyncServer",
-        "methods " + ", ".join(EIO_METHODS) + ", create_queue, handle_request, disconnect",
+        ", ".join((*EIO_METHODS, "create_queue", "handle_request", "disconnect")),
         "engine/engineio_server.py",
-        _has_methods(engineio.AsyncServer, *EIO_METHODS, "create_queue", "handle_request", "disconnect"),
-        EIO_METHODS,
+        names=EIO_METHODS,
+        methods_of=engineio.AsyncServer,
     ),
     Internal(
         "engineio.AsyncServer",
@@ -171,16 +175,8 @@ REQUIRED: tuple[Internal, ...] = (
 
 
 def missing_library_internals() -> list[str]:
-    """Descriptions of every required private part that the installed libraries lack."""
-    missing = []
-    for internal in REQUIRED:
-        try:
-            present = internal.present()
-        except (AttributeError, TypeError, ValueError, OSError, SyntaxError):
-            present = False
-        if not present:
-            missing.append(internal.description)
-    return missing
+    """One line for every required part that the installed libraries lack."""
+    return [line for line in (internal.lacking() for internal in REQUIRED) if line is not None]
 
 
 def require_library_internals() -> None:
