@@ -8,8 +8,8 @@ lists, and its `get()` returns a Future, which `wait_for` awaits without a Task.
 
 Two of its lists are public, for the fan-out's fast path (a frame may go straight to the
 transport only while a reader is parked and nothing waits) and the send watchdog (the head of
-the queue): `pending`, the items waiting, and `readers`, the futures of parked readers. Both are
-bound once, in `__init__`, and only ever changed in place, so a reference to them stays valid.
+the queue): `pending`, the items waiting, and `readers`, the futures of parked readers. Read
+them; only the queue's methods change them.
 
 Engine.IO's `poll()` takes one item with `get()` and then everything else with `get_nowait()`,
 and a long-polling GET answers all of it in one response body, encoded for that connection
