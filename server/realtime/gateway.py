@@ -42,10 +42,13 @@ from server.realtime.engine import (
     OversizedMessage,
     SessionGuard,
     TransportMetrics,
+    transport_of,
+    unsent_bytes,
 )
 from server.realtime.errors import ProtocolError
+from server.realtime.lean_queue import LeanQueue
 from server.realtime.limits import KeyedBuckets, TokenBucket, json_depth
-from server.realtime.manager import FanoutManager, record_websockets, transport_of, unsent_bytes
+from server.realtime.manager import FanoutManager
 from server.realtime.reaper import ConnectionReaper
 from server.realtime.registry import ConnectionRegistry
 from server.realtime.replay_frames import ReplayFrames
@@ -117,7 +120,7 @@ class RealtimeGateway:
         # Every Engine.IO socket learns its aiohttp response: the fast path writes to it, and the
         # send watchdog reads its transport's buffer either way.
         eio = self.sio.eio
-        eio._async = {**eio._async, "websocket": record_websockets(eio._async["websocket"], self.manager.websockets)}
+        eio.record_websockets(self.manager.websockets)
         eio.guard_websockets()
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
@@ -158,7 +161,7 @@ class RealtimeGateway:
         await self.reaper.stop()
         await self.guard.stop()
 
-    def _sending(self) -> list[tuple[str, asyncio.Queue[Any], Any, int]]:
+    def _sending(self) -> list[tuple[str, LeanQueue, Any, int]]:
         """What the send watchdog checks: each live connection's queue, transport and sent count."""
         sockets = self.sio.eio.sockets
         websockets = self.manager.websockets
