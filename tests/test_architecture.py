@@ -57,3 +57,27 @@ def test_imports_go_one_way(package: str) -> None:
             if any(name == prefix or name.startswith(prefix + ".") for prefix in FORBIDDEN[package]):
                 offending.append(f"{relative} imports {name}")
     assert not offending, offending
+
+
+# Who may import the real-time layer from the REST layer: only the typed application keys (the
+# gateway behind `/ws/*`, the rate limiter). A constant or helper both layers need lives in a
+# neutral top-level module (`server/paths.py`, `server/json_limits.py`), not in server/realtime.
+API_MAY_IMPORT_REALTIME = {"server/api/keys.py"}
+NEUTRAL_HELPERS = ("server/paths.py", "server/json_limits.py")
+
+
+def test_rest_reaches_the_realtime_layer_only_through_its_key() -> None:
+    offending = [
+        f"{path.relative_to(ROOT).as_posix()} imports {name}"
+        for path in sorted((ROOT / "server/api").rglob("*.py"))
+        if path.relative_to(ROOT).as_posix() not in API_MAY_IMPORT_REALTIME
+        for name in sorted(imports_of(path))
+        if name == "server.realtime" or name.startswith("server.realtime.")
+    ]
+    assert not offending, offending
+
+
+@pytest.mark.parametrize("helper", NEUTRAL_HELPERS)
+def test_neutral_helpers_import_no_layer(helper: str) -> None:
+    names = imports_of(ROOT / helper)
+    assert not [name for name in names if name == "server" or name.startswith("server.")], names

@@ -32,7 +32,9 @@ from server.config import Settings
 from server.events.dispatcher import Dispatcher
 from server.events.log import EventLog
 from server.events.model import PublishedEvent
+from server.json_limits import json_depth
 from server.origins import OriginPolicy
+from server.paths import SOCKETIO_PATH
 from server.realtime import codec
 from server.realtime.backpressure import SendWatchdog
 from server.realtime.connection import Connection
@@ -44,7 +46,7 @@ from server.realtime.engine import (
     TransportMetrics,
 )
 from server.realtime.errors import ProtocolError
-from server.realtime.limits import KeyedBuckets, TokenBucket, json_depth
+from server.realtime.limits import KeyedBuckets, TokenBucket
 from server.realtime.manager import FanoutManager, record_websockets, transport_of, unsent_bytes
 from server.realtime.reaper import ConnectionReaper
 from server.realtime.registry import ConnectionRegistry
@@ -56,7 +58,6 @@ from server.realtime.stats import RealtimeMetrics, RealtimeStats
 
 log = structlog.get_logger(__name__)
 NAMESPACE = "/"
-SOCKETIO_PATH = "/socket.io/"  # where Socket.IO is served; the REST middlewares step aside for it
 SHUTDOWN_GRACE_S = 1.0
 """At shutdown, how long peers get to take their last frames before their transports are aborted."""
 
