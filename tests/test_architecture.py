@@ -81,3 +81,41 @@ def test_rest_reaches_the_realtime_layer_only_through_its_key() -> None:
 def test_neutral_helpers_import_no_layer(helper: str) -> None:
     names = imports_of(ROOT / helper)
     assert not [name for name in names if name == "server" or name.startswith("server.")], names
+
+
+def module_graph(package: str) -> dict[str, set[str]]:
+    """Module → the modules of the same tree it imports (an import of a name counts as its module)."""
+    paths = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in (ROOT / package).rglob("*.py")
+        if "/migrations/" not in path.as_posix()
+    }
+    graph: dict[str, set[str]] = {}
+    for module, path in paths.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        graph[module] = {name for name in found if name in paths and name != module}
+    return graph
+
+
+def test_no_import_cycles() -> None:
+    """No module of server/ imports, even only under TYPE_CHECKING, one that leads back to it."""
+    graph = module_graph("server")
+    cycles = []
+    for start in sorted(graph):
+        seen: set[str] = set()
+        stack = [(start, [start])]
+        while stack:
+            module, path = stack.pop()
+            for target in sorted(graph[module]):
+                if target == start:
+                    cycles.append(" -> ".join([*path, start]))
+                elif target not in seen:
+                    seen.add(target)
+                    stack.append((target, [*path, target]))
+    assert not cycles, cycles

@@ -122,7 +122,7 @@ class RealtimeGateway:
         eio.guard_websockets()
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
-        self.requests = ClientRequests(self)
+        self.requests = ClientRequests(settings, self.set_membership, self.describe)
         self.recent = RecentEvents()
         dispatcher.add_sink(self.recent)
         self.replay_frames = ReplayFrames(self._encode_event, settings.replay_budget_bytes, settings.replay_cache_bytes)
