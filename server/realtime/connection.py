@@ -15,7 +15,11 @@ from server.realtime.resume import ResumePlan
 
 @dataclass(slots=True)
 class Connection:
-    """What the server knows about one Socket.IO connection."""
+    """What the server knows about one Socket.IO connection.
+
+    The frames sent to it are counted by the fan-out, per recipient, in `FanoutManager.sent_by_sid`
+    (the hot path's one dict increment); `ConnectionRegistry.describe` reads them from there.
+    """
 
     sid: str
     eio_sid: str
@@ -27,7 +31,6 @@ class Connection:
     connected_at: datetime = field(default_factory=utc_now)
     last_activity: datetime = field(default_factory=utc_now)
     last_activity_monotonic: float = field(default_factory=time.monotonic)
-    messages_sent: int = 0
     messages_received: int = 0
     active: bool = False
     closing: bool = False
