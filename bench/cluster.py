@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.peers import SECRET, LoadGen, Peer, cpu_seconds, free_port, pinned, wait_http
+from bench.peers import SECRET, LoadGen, Peer, cpu_seconds, free_port, pinned, probe_latency, wait_http
 from tests.postgres import PostgresServer
 from tests.redis_server import RedisServer
 
@@ -107,17 +107,9 @@ def latency(publisher: Node, receiver: Node, clients: int, seconds: float, rate:
     """Probes posted to `publisher`, delivered by `receiver` to `clients` connections: p50/p99 in ms."""
     gen = LoadGen(receiver, clients)
     time.sleep(0.5)
-    gen.ask(f"latency {seconds}")
-    period = 1.0 / rate
-    next_at = time.monotonic()
-    end = next_at + seconds - 0.2
-    while time.monotonic() < end:
-        publisher.broadcast(1)
-        next_at += period
-        time.sleep(max(0.0, next_at - time.monotonic()))
-    result = gen.read()
+    probes = probe_latency(gen, lambda: publisher.broadcast(1), seconds, rate)
     gen.close()
-    return {k: result[k] for k in ("samples", "p50", "p99", "p999")}
+    return probes
 
 
 def run(clients: int, events: int, seconds: float) -> dict[str, Any]:

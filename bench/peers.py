@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,17 @@ class LoadGen:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def probe_latency(gen: LoadGen, publish: Callable[[], None], seconds: float, rate: int) -> dict[str, Any]:
+    """`rate` probe events a second for `seconds`, each sent by `publish`: the generator's p50/p99/p999 in ms."""
+    gen.ask(f"latency {seconds}")
+    period = 1.0 / rate
+    next_at = time.monotonic()
+    end = next_at + seconds - 0.2
+    while time.monotonic() < end:
+        publish()
+        next_at += period
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    result = gen.read()
+    return {k: result[k] for k in ("samples", "p50", "p99", "p999")}

@@ -24,7 +24,19 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.peers import NODE_DIR, PAD, ROOT, SECRET, LoadGen, Peer, cpu_seconds, free_port, pinned, wait_http
+from bench.peers import (
+    NODE_DIR,
+    PAD,
+    ROOT,
+    SECRET,
+    LoadGen,
+    Peer,
+    cpu_seconds,
+    free_port,
+    pinned,
+    probe_latency,
+    wait_http,
+)
 from server.auth import TokenAuthority
 from server.config import Settings
 
@@ -220,20 +232,12 @@ def delivery_latency(seconds: float, clients: int, procs: int, rate: int = 20) -
         )
         loader.start()
         time.sleep(0.5)
-        gen.ask(f"latency {seconds}")
-        period = 1.0 / rate
-        next_at = time.monotonic()
-        end = next_at + seconds - 0.2
-        while time.monotonic() < end:
-            peer.broadcast(1)
-            next_at += period
-            time.sleep(max(0.0, next_at - time.monotonic()))
-        result = gen.read()
+        probes = probe_latency(gen, lambda: peer.broadcast(1), seconds, rate)
         loader.join()
         gen.close()
     finally:
         peer.stop()
-    return {"clients": clients, "probe_rate": rate, **{k: result[k] for k in ("samples", "p50", "p99", "p999")}}
+    return {"clients": clients, "probe_rate": rate, **probes}
 
 
 def sqlite_ceiling(rows_per_tx: int, total: int = 20000, synchronous: str = "FULL") -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench.peers import LoadGen, Peer, cpu_seconds, rss_bytes, settled_cpu
+from bench.peers import LoadGen, Peer, cpu_seconds, probe_latency, rss_bytes, settled_cpu
 
 SCENARIOS: dict[str, dict[str, Any]] = {
     # name: auth variants cycled over the clients, rooms the events cycle over, and the share of
@@ -101,15 +101,7 @@ def paced(peer_name: str, clients: int, rate: int, seconds: float) -> dict[str, 
     try:
         gen = LoadGen(peer, clients)
         time.sleep(0.5)
-        gen.ask(f"latency {seconds}")
-        period = 1.0 / rate
-        next_at = time.monotonic()
-        end = next_at + seconds - 0.2
-        while time.monotonic() < end:
-            peer.broadcast(1)
-            next_at += period
-            time.sleep(max(0.0, next_at - time.monotonic()))
-        result = gen.read()
+        probes = probe_latency(gen, lambda: peer.broadcast(1), seconds, rate)
         gen.close()
     finally:
         peer.stop()
@@ -117,5 +109,5 @@ def paced(peer_name: str, clients: int, rate: int, seconds: float) -> dict[str, 
         "server": peer_name,
         "clients": clients,
         "rate": rate,
-        **{k: result[k] for k in ("samples", "p50", "p99", "p999")},
+        **probes,
     }

@@ -9,14 +9,13 @@ be down, it reads up to the head at once instead of granting the carrier one int
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 
 import structlog
 
 from server.events.dispatcher import Dispatcher
 from server.events.log import EventLog
+from server.periodic import Periodic
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +37,8 @@ class LogFollower:
         self._dispatcher = dispatcher
         self._carrier_up = carrier_up
         self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._previous_head: int | None = None
+        self._periodic = Periodic("log-follower", interval_s, self.look)
         self.events_from_log = 0
         """Events this node delivered because the follower read them (the carrier missed them)."""
         self.error: str | None = None
@@ -46,35 +46,29 @@ class LogFollower:
 
     def start(self) -> None:
         """Begin following in the background."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="log-follower")
+        self._periodic.start()
 
     async def stop(self) -> None:
         """Stop following."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
 
-    async def _run(self) -> None:
-        previous_head: int | None = None
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                head = await self._log.head()
-                # Grant the carrier one interval for what it should bring, unless it is down.
-                target = head if not self._carrier_up() else previous_head
-                if target is not None and self._dispatcher.last_delivered < target:
-                    await self.catch_up(target)
-                previous_head = head
-                if self.error is not None:
-                    log.info("log_follow_recovered", after=self.error)
-                    self.error = None
-            except Exception as exc:  # a database outage: keep looking, say so once
-                reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-                if self.error != reason:
-                    log.warning("log_follow_failing", reason=reason)
-                self.error = reason
+    async def look(self) -> None:
+        """One look at the log's head; catch up from the log what the carrier did not bring."""
+        try:
+            head = await self._log.head()
+            # Grant the carrier one interval for what it should bring, unless it is down.
+            target = head if not self._carrier_up() else self._previous_head
+            if target is not None and self._dispatcher.last_delivered < target:
+                await self.catch_up(target)
+            self._previous_head = head
+            if self.error is not None:
+                log.info("log_follow_recovered", after=self.error)
+                self.error = None
+        except Exception as exc:  # a database outage: keep looking, say so once
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            if self.error != reason:
+                log.warning("log_follow_failing", reason=reason)
+            self.error = reason
 
     async def catch_up(self, up_to: int) -> None:
         """Hand the dispatcher every event after what it delivered, up to `up_to`, from the log."""

@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from server.periodic import Periodic
 from server.store.db import Database
 
 log = structlog.get_logger(__name__)
@@ -50,7 +51,7 @@ class AdvisoryLease:
         self._key = key
         self.check_interval_s = check_interval_s
         self._conn: AsyncConnection | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic("jobs-lease", check_interval_s, self.check, run_first=True)
         self.acquisitions = 0
 
     @property
@@ -60,29 +61,24 @@ class AdvisoryLease:
 
     def start(self) -> None:
         """Begin trying to take the lease, and checking it once held."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="jobs-lease")
+        self._periodic.start()
 
     async def stop(self) -> None:
         """Release the lease (closing its connection frees the lock) and stop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
         await self._release()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                if self._conn is None:
-                    await self._try_acquire()
-                else:
-                    await asyncio.wait_for(self._conn.execute(text("SELECT 1")), self.check_interval_s * 2)
-            except Exception as exc:  # the database or our connection failed: we may not hold it any more
-                if self._conn is not None:
-                    log.warning("lease_lost", node_id=self._node_id, reason=type(exc).__name__)
-                await self._release()
-            await asyncio.sleep(self.check_interval_s)
+    async def check(self) -> None:
+        """Take the lease if it is free, or check that the connection holding it is still alive."""
+        try:
+            if self._conn is None:
+                await self._try_acquire()
+            else:
+                await asyncio.wait_for(self._conn.execute(text("SELECT 1")), self.check_interval_s * 2)
+        except Exception as exc:  # the database or our connection failed: we may not hold it any more
+            if self._conn is not None:
+                log.warning("lease_lost", node_id=self._node_id, reason=type(exc).__name__)
+            await self._release()
 
     async def _try_acquire(self) -> None:
         conn = await self._db.engine.connect()

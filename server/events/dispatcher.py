@@ -14,6 +14,9 @@ from server.events.model import PublishedEvent
 
 log = structlog.get_logger(__name__)
 
+MAX_PENDING = 10_000
+"""Out-of-order events held in memory at most; past it an event is left in the log and read back."""
+
 
 class EventSink(Protocol):
     """Where dispatched events go (the real-time fan-out)."""
@@ -44,15 +47,21 @@ class Dispatcher:
 
     Committers hand events over after commit; two transactions can finish in either order,
     so a later id waits here until the earlier one arrives (or is read back from the log).
+    At most `max_pending` events wait in memory: an event handed over past that bound is
+    dropped here (it is committed, so it is in the log) and read back in its turn.
     """
 
-    def __init__(self, log: EventLog, gap_timeout_s: float = 0.2) -> None:
+    def __init__(self, log: EventLog, gap_timeout_s: float = 0.2, max_pending: int = MAX_PENDING) -> None:
         self._log = log
         self._sinks: list[EventSink] = []
         self._pending: list[tuple[int, PublishedEvent]] = []
+        self._max_pending = max_pending
         self._gap_timeout_s = gap_timeout_s
         self._gap_task: asyncio.Task[None] | None = None
         self.last_delivered = 0
+        # The highest id handed over: everything up to it is committed, held in memory or not.
+        self.handed_up_to = 0
+        self.dropped = 0
 
     def add_sink(self, sink: EventSink) -> None:
         """Register a consumer of dispatched events."""
@@ -67,12 +76,33 @@ class Dispatcher:
         if self._gap_task is not None:
             self._gap_task.cancel()
 
+    @property
+    def pending(self) -> int:
+        """Events held in memory until the ids before them are delivered (at most `max_pending`)."""
+        return len(self._pending)
+
     def submit(self, events: Iterable[PublishedEvent]) -> None:
         """Accept committed events (any order) and deliver every one that is now in sequence."""
+        ready: list[PublishedEvent] = []
         for event in events:
-            if event.event_id > self.last_delivered:
-                heapq.heappush(self._pending, (event.event_id, event))
-        self._drain()
+            event_id = event.event_id
+            if event_id > self.handed_up_to:
+                self.handed_up_to = event_id
+            if event_id <= self.last_delivered:
+                continue
+            if event_id == self.last_delivered + 1:
+                # In sequence: out at once, so the bound never holds back the next id (a read-back
+                # of a gap, ascending, always gets through however full the heap is).
+                self.last_delivered = event_id
+                ready.append(event)
+                self._pop_in_sequence(ready)
+            elif len(self._pending) < self._max_pending:
+                heapq.heappush(self._pending, (event_id, event))
+            else:
+                self.dropped += 1  # committed, so in the log: read back once the ids before it are out
+        if ready:
+            self._deliver(ready)
+        self._schedule_fill()
 
     async def reach(self, event_id: int, timeout_s: float = 2.0) -> bool:
         """Deliver every committed event up to `event_id` now, reading the log; False if it is not in the log.
@@ -106,15 +136,26 @@ class Dispatcher:
 
     def _drain(self) -> None:
         ready: list[PublishedEvent] = []
-        while self._pending and self._pending[0][0] <= self.last_delivered + 1:
-            event_id, event = heapq.heappop(self._pending)
+        self._pop_in_sequence(ready)
+        if ready:
+            self._deliver(ready)
+        self._schedule_fill()
+
+    def _pop_in_sequence(self, ready: list[PublishedEvent]) -> None:
+        """Move the held events that are now next in sequence to `ready`."""
+        pending = self._pending
+        while pending and pending[0][0] <= self.last_delivered + 1:
+            event_id, event = heapq.heappop(pending)
             if event_id <= self.last_delivered:
                 continue
             self.last_delivered = event_id
             ready.append(event)
-        if ready:
-            self._deliver(ready)
-        if self._pending and (self._gap_task is None or self._gap_task.done()):
+
+    def _schedule_fill(self) -> None:
+        """Read the missing ids back from the log while anything committed is still undelivered."""
+        if (self._pending or self.handed_up_to > self.last_delivered) and (
+            self._gap_task is None or self._gap_task.done()
+        ):
             self._gap_task = asyncio.get_running_loop().create_task(self._fill_gap())
 
     def _deliver(self, ready: list[PublishedEvent]) -> None:
@@ -132,8 +173,9 @@ class Dispatcher:
 
     async def _fill_gap(self) -> None:
         await asyncio.sleep(self._gap_timeout_s)
-        while self._pending:
-            missing_up_to = self._pending[0][0] - 1
+        while self._pending or self.handed_up_to > self.last_delivered:
+            # Up to the first id held in memory, or, with none held, up to the last one handed over.
+            missing_up_to = self._pending[0][0] - 1 if self._pending else self.handed_up_to
             if missing_up_to <= self.last_delivered:
                 self._drain()
                 continue
