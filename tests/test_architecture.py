@@ -119,3 +119,13 @@ def test_no_import_cycles() -> None:
                     seen.add(target)
                     stack.append((target, [*path, target]))
     assert not cycles, cycles
+
+
+def test_the_parts_of_the_realtime_layer_do_not_import_its_composition() -> None:
+    """gateway.py builds and wires the parts; a part that needs another gets it passed in."""
+    offending = [
+        path.relative_to(ROOT).as_posix()
+        for path in sorted((ROOT / "server/realtime").rglob("*.py"))
+        if path.name != "gateway.py" and "server.realtime.gateway" in imports_of(path)
+    ]
+    assert not offending, offending
