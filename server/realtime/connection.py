@@ -49,3 +49,9 @@ class Connection:
         self.messages_received += 1
         self.last_activity = utc_now()
         self.last_activity_monotonic = time.monotonic()
+
+    def release_replay(self) -> None:
+        """Give back what its resume holds (the plan read at connect, the replay being sent): it has ended."""
+        for plan_or_lease in (self.resume, self.replay):
+            if plan_or_lease is not None:
+                plan_or_lease.release()

@@ -213,9 +213,7 @@ class RealtimeGateway:
         self.watchdog.forget(sid)
         if conn is None:
             return
-        for plan_or_lease in (conn.resume, conn.replay):
-            if plan_or_lease is not None:
-                plan_or_lease.release()
+        conn.release_replay()
         if conn.active:
             self.stats.total_disconnections += 1
             self.metrics.disconnects.inc()
