@@ -98,9 +98,11 @@ class RealtimeGateway:
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
 
-        sent_by_sid = self.manager.sent_by_sid
         self.registry = ConnectionRegistry(
-            settings.node_id, self.stats, lambda: self.manager.deliveries, lambda sid: sent_by_sid.get(sid, 0)
+            settings.node_id,
+            self.stats,
+            lambda: self.manager.deliveries,
+            lambda sid: self.manager.sent_by_sid.get(sid, 0),
         )
         self.admission = Admission(settings, authority, self.guard, self.manager, self.registry, self.stats)
         self.delivery = Delivery(self.manager, self.stats, metrics)
