@@ -21,5 +21,5 @@ PY
 mapfile -t requirements <<<"$unbounded"
 .venv-latest/bin/python -m pip install -q --upgrade "${requirements[@]}"
 .venv-latest/bin/python -m pip install -q --no-deps -e .
-.venv-latest/bin/python -m pip list 2>/dev/null | grep -i -E '^(aiohttp|python-socketio|python-engineio|pydantic|sqlalchemy) '
+.venv-latest/bin/python -m pip list 2>/dev/null | grep -i -E '^(aiohttp|bidict|python-socketio|python-engineio|pydantic|sqlalchemy) '
 CI="${CI:-false}" .venv-latest/bin/python -m pytest -q "$@"

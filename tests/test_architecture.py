@@ -129,3 +129,127 @@ def test_the_parts_of_the_realtime_layer_do_not_import_its_composition() -> None
         if path.name != "gateway.py" and "server.realtime.gateway" in imports_of(path)
     ]
     assert not offending, offending
+
+
+# ---------------------------------------------------------------------------- library internals
+
+# The engine layer is the one place that may reach below a library's public API; its self-check
+# (server/realtime/engine/selfcheck.py) lists every such part and refuses to start without one.
+ENGINE_LAYER = "server/realtime/engine/"
+
+# Private reads outside the engine layer that must stay, each with its reason: none today.
+PRIVATE_ALLOWED: set[tuple[str, str]] = set()
+
+_ATTRIBUTE_FUNCTIONS = {"getattr", "setattr", "hasattr", "delattr"}
+LIBRARIES = ("socketio", "engineio", "aiohttp", "bidict")
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _is_self(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id in ("self", "cls")
+
+
+def _root(node: ast.expr) -> str | None:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _library_aliases(tree: ast.Module) -> set[str]:
+    """The local names a module binds to the libraries or their modules and classes."""
+    aliases = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            aliases.update((a.asname or a.name).split(".")[0] for a in node.names if a.name.split(".")[0] in LIBRARIES)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in LIBRARIES:
+            aliases.update(a.asname or a.name for a in node.names)
+    return aliases
+
+
+def private_uses(source: str) -> list[tuple[int, str]]:
+    """(line, what) of every use of another object's private parts in a module.
+
+    - `obj._name` and `getattr(obj, "_name")` (also setattr/hasattr/delattr) on anything but self/cls;
+    - `self._name` where the module never defines `_name` (an inherited private of a library class);
+    - a private method defined in a subclass of a library class (an override of its internals);
+    - an import of a private module or name (`from aiohttp._websocket import writer`).
+    """
+    tree = ast.parse(source)
+    defined = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defined.add(node.name)
+        elif isinstance(node, ast.Attribute | ast.Name) and isinstance(node.ctx, ast.Store):
+            defined.add(node.attr if isinstance(node, ast.Attribute) else node.id)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            defined.add(node.value)  # __slots__ entries
+    libraries = _library_aliases(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            if not _is_self(node.value) or node.attr not in defined:
+                found.append((node.lineno, ast.unparse(node)))
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in _ATTRIBUTE_FUNCTIONS
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and isinstance(node.args[1].value, str)
+            and _private(node.args[1].value)
+            and not _is_self(node.args[0])
+        ):
+            found.append((node.lineno, ast.unparse(node)))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            names = [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else []
+            if any(_private(part) for module in modules for part in module.split(".")) or any(map(_private, names)):
+                found.append((node.lineno, ast.unparse(node)))
+        elif isinstance(node, ast.ClassDef) and any(_root(base) in libraries for base in node.bases):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and _private(item.name):
+                    found.append((item.lineno, f"{node.name}.{item.name} overrides a library internal"))
+    return sorted(found)
+
+
+def test_the_private_use_check_sees_every_spelling() -> None:
+    source = (
+        "import socketio\n"
+        "from engineio import packet as eio_packet\n"
+        "from aiohttp._websocket import writer\n"
+        "from socketio.base_manager import _private_helper\n"
+        "members._fwdm\n"
+        "getattr(response, '_writer', None)\n"
+        "super()._handle_connect\n"
+        "class Ours:\n"
+        "    _slots = ('_kept',)\n"
+        "    def _helper(self): return self._kept, self._helper, cls.__name__\n"
+        "class Server(socketio.AsyncServer):\n"
+        "    def _handle_event_internal(self): return self._binary_packet\n"
+        "class Packet(eio_packet.Packet):\n"
+        "    def encode(self): return 1\n"
+    )
+    assert [what for _, what in private_uses(source)] == [
+        "from aiohttp._websocket import writer",
+        "from socketio.base_manager import _private_helper",
+        "members._fwdm",
+        "getattr(response, '_writer', None)",
+        "super()._handle_connect",
+        "Server._handle_event_internal overrides a library internal",
+        "self._binary_packet",
+    ]
+
+
+def test_only_the_engine_layer_touches_private_parts_of_other_objects() -> None:
+    offending = []
+    for path in sorted((ROOT / "server").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative.startswith(ENGINE_LAYER) or "/migrations/" in relative:
+            continue
+        for line, what in private_uses(path.read_text()):
+            if (relative, what) not in PRIVATE_ALLOWED:
+                offending.append(f"{relative}:{line}: {what}")
+    assert not offending, offending

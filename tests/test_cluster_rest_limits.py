@@ -29,9 +29,12 @@ def token(sub: str) -> str:
     return TokenAuthority(Settings(data_dir=Path("."), jwt_secret=SECRET)).mint(sub, ["viewer"], ttl_s=600)
 
 
-async def get_agents(node: ServerProcess, sub: str | None, forwarded_for: str | None = None) -> tuple[int, str | None]:
-    """GET /agents as `sub` (no token when None); returns the status and Retry-After."""
-    headers = {"Authorization": f"Bearer {token(sub)}"} if sub is not None else {}
+async def get_agents(
+    node: ServerProcess, sub: str | None, forwarded_for: str | None = None, bearer: str | None = None
+) -> tuple[int, str | None]:
+    """GET /agents as `sub` (no token when None) or with the token `bearer`; returns the status and Retry-After."""
+    bearer = bearer or (token(sub) if sub is not None else None)
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer is not None else {}
     if forwarded_for is not None:
         headers["X-Forwarded-For"] = forwarded_for
     async with aiohttp.ClientSession() as session, session.get(node.url + "/agents", headers=headers) as response:
@@ -65,6 +68,9 @@ async def test_an_address_without_a_token_is_refused_on_every_node(cluster_facto
     cluster = await cluster_factory(2, IMMUNE_TRUSTED_PROXIES='["127.0.0.1"]', **LIMITS)
     a, b = cluster.nodes
     client = "203.0.113.7"
+    # A valid token only looks at its address's budget; node B remembers it as verified.
+    dave = token("dave")
+    assert (await get_agents(b, None, client, bearer=dave))[0] == 200
     for _ in range(BURST):
         assert (await get_agents(a, None, client))[0] == 401
     status, retry_after = await get_agents(b, None, client)
@@ -72,6 +78,8 @@ async def test_an_address_without_a_token_is_refused_on_every_node(cluster_facto
     assert retry_after is not None and int(retry_after) >= 1
     # The address is refused before its token is looked at, as on a single node.
     assert (await get_agents(b, "carol", client))[0] == 429
+    # So is a token node B verified before: its address and identity budgets are settled in one script.
+    assert (await get_agents(b, None, client, bearer=dave))[0] == 429
     # Another address is unaffected.
     assert (await get_agents(b, None, "203.0.113.8"))[0] == 401
 

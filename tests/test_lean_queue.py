@@ -44,11 +44,11 @@ async def test_a_parked_reader_gets_items_in_order() -> None:
     queue = LeanQueue()
     reader = asyncio.ensure_future(queue.get())
     await asyncio.sleep(0)
-    assert queue._getters and not queue._queue  # what the fan-out's fast path looks for
+    assert queue.readers and not queue.pending  # what the fan-out's fast path looks for
     queue.put_nowait("a")
     queue.put_nowait("b")
     assert await reader == "a"
-    assert not queue._getters and queue._queue == ["b"]
+    assert not queue.readers and queue.pending == ["b"]
     assert await queue.get() == "b"
 
 
@@ -56,7 +56,7 @@ async def test_a_reader_that_times_out_no_longer_looks_parked_and_loses_nothing(
     queue = LeanQueue()
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(queue.get(), 0.01)
-    assert not queue._getters
+    assert not queue.readers
     queue.put_nowait("kept")
     assert queue.get_nowait() == "kept"
 

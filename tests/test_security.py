@@ -188,6 +188,9 @@ async def test_rest_rate_limit_per_identity(server_factory: ServerFactory) -> No
 async def test_rest_requests_without_a_valid_token_are_limited_per_address(server_factory: ServerFactory) -> None:
     """Bad tokens have no identity to charge: their address pays, and is refused before verifying."""
     server = await server_factory(rest_per_min=1, rest_burst=3)
+    # A valid token is charged to its identity; the address's budget is only looked at.
+    known = {"Authorization": f"Bearer {server.token('viewer', 'known')}"}
+    assert (await rest(server, "GET", "/agents", role=None, headers=known))[0] == 200
     bad = [{"Authorization": "Bearer not-a-jwt"}, {}, {"Authorization": f"Bearer {server.token()}x"}]
     statuses = [(await rest(server, "GET", "/agents", role=None, headers=h))[0] for h in bad]
     assert statuses == [401, 401, 401]
@@ -195,6 +198,8 @@ async def test_rest_requests_without_a_valid_token_are_limited_per_address(serve
     assert status == 429 and problem["code"] == "rate_limited" and int(response.headers["Retry-After"]) >= 1
     # While the address's budget is spent, even a valid token from it waits (nothing is verified).
     assert (await rest(server, "GET", "/agents", role="viewer"))[0] == 429
+    # So does a token verified before, whose identity and address are settled in one call.
+    assert (await rest(server, "GET", "/agents", role=None, headers=known))[0] == 429
     # Open routes stay open.
     assert (await rest(server, "GET", "/health", role=None))[0] == 200
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from server.realtime.backpressure import SendWatchdog
-from server.realtime.manager import unsent_bytes
+from server.realtime.engine import unsent_bytes
+from server.realtime.lean_queue import LeanQueue
 
 TIMEOUT = 10.0
 
@@ -57,7 +57,7 @@ async def test_a_quiet_connection_is_not_measured_until_it_is_sent_something(
     transport, _peer = connection
     sent = 0
     stalled: list[str] = []
-    queue: asyncio.Queue[Any] = asyncio.Queue()
+    queue = LeanQueue()
     watchdog = SendWatchdog(TIMEOUT, lambda: [("c1", queue, transport, sent)], stalled.append)
     assert watchdog.sweep(now=0.0) == []  # found drained at sent=0
     for later in (100.0, 1000.0):
@@ -74,7 +74,7 @@ async def test_a_quiet_connection_is_not_measured_until_it_is_sent_something(
 
 async def test_a_peer_that_reads_restarts_the_clock(connection: tuple[asyncio.Transport, socket.socket]) -> None:
     transport, peer = connection
-    queue: asyncio.Queue[Any] = asyncio.Queue()
+    queue = LeanQueue()
     watchdog = SendWatchdog(TIMEOUT, lambda: [("c1", queue, transport, 1)], lambda sid: None)
     transport.write(b"x" * (32 << 20))
     before = await settled_unsent(transport)
@@ -93,7 +93,7 @@ async def test_a_queue_head_nobody_takes_is_a_stall(connection: tuple[asyncio.Tr
     # elsewhere, or the client stopped polling): the message has waited too long all the same.
     transport, _peer = connection
     stalled: list[str] = []
-    queue: asyncio.Queue[Any] = asyncio.Queue()
+    queue = LeanQueue()
     queue.put_nowait("first")
     queue.put_nowait("second")
     connections = [("ws", queue, transport, 1), ("polling", queue, None, 1)]
@@ -106,7 +106,7 @@ async def test_a_queue_head_nobody_takes_is_a_stall(connection: tuple[asyncio.Tr
 
 async def test_a_queue_whose_head_moves_restarts_the_clock(connection: tuple[asyncio.Transport, socket.socket]) -> None:
     transport, _peer = connection
-    queue: asyncio.Queue[Any] = asyncio.Queue()
+    queue = LeanQueue()
     for message in ("first", "second", "third"):
         queue.put_nowait(message)
     watchdog = SendWatchdog(TIMEOUT, lambda: [("c1", queue, transport, 1)], lambda sid: None)

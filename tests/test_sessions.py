@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from server.api.keys import GATEWAY
 from server.config import Settings
-from server.realtime import engine
+from server.realtime.engine import engineio_server
 from tests.conftest import ServerFactory
 from tests.eio import open_polling, open_websocket, socketio_connect
 from tests.support import Clients, Recorder, connect_error
@@ -186,7 +186,7 @@ async def test_nothing_read_after_a_session_closed_creates_a_connection(server_f
 async def test_a_polling_post_whose_body_never_arrives_is_answered_408(
     server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine, "POLL_POST_TIMEOUT_S", 0.5)  # the bound is 10 s; the behaviour is the same
+    monkeypatch.setattr(engineio_server, "POLL_POST_TIMEOUT_S", 0.5)  # the bound is 10 s; the behaviour is the same
     server = await server_factory()
 
     async def trickle() -> Any:

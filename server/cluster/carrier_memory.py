@@ -32,18 +32,21 @@ class MemoryHub:
         for carrier in self._carriers:
             carrier.state.change("up")
 
-    def _join(self, carrier: MemoryCarrier) -> None:
+    def join(self, carrier: MemoryCarrier) -> None:
+        """Subscribe a carrier: it receives every message sent from now on."""
         self._carriers.append(carrier)
 
-    def _leave(self, carrier: MemoryCarrier) -> None:
+    def leave(self, carrier: MemoryCarrier) -> None:
+        """Unsubscribe a carrier."""
         if carrier in self._carriers:
             self._carriers.remove(carrier)
 
-    def _send(self, message: bytes) -> bool:
+    def send(self, message: bytes) -> bool:
+        """Hand a message to every subscribed carrier; False during an outage (the message is lost)."""
         if self.down_reason is not None:
             return False
         for carrier in self._carriers:
-            carrier._receive(message)
+            carrier.receive(message)
         return True
 
 
@@ -62,24 +65,25 @@ class MemoryCarrier:
         """Join the hub."""
         self._on_batch = on_batch
         self._loop = asyncio.get_running_loop()
-        self._hub._join(self)
+        self._hub.join(self)
         self.state.change("up" if self._hub.down_reason is None else "down", self._hub.down_reason)
 
     def publish(self, events: Sequence[PublishedEvent]) -> None:
         """Send a committed batch to every other node of the hub (dropped, and counted, during an outage)."""
         if not events:
             return
-        if self._hub._send(encode_batch(self._node_id, events)):
+        if self._hub.send(encode_batch(self._node_id, events)):
             self.state.batches_published += 1
         else:
             self.state.batches_dropped += 1
 
     async def stop(self) -> None:
         """Leave the hub."""
-        self._hub._leave(self)
+        self._hub.leave(self)
         self.state.change("stopped")
 
-    def _receive(self, message: bytes) -> None:
+    def receive(self, message: bytes) -> None:
+        """A message from the hub: handled on a later turn of the loop, unless this node sent it."""
         if origin_of(message) == self._node or self._loop is None:
             return
         # Delivered on a later turn of the loop, as a network message would be.

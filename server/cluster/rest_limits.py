@@ -27,31 +27,40 @@ log = structlog.get_logger(__name__)
 
 KEY_PREFIX = "immune:rest:"
 
-# KEYS[1]: the bucket; ARGV: refill per second, burst, 1 to take a token (0 to look), TTL in ms.
+# ARGV: refill per second, burst, mode, TTL in ms. Mode '1' takes a token from KEYS[1], '0' only
+# looks at it, '2' looks at KEYS[1] and, unless that budget is spent, takes a token from KEYS[2].
 # Returns the seconds to wait as a string (Redis turns Lua numbers into integers).
 _BUCKET_LUA = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
-local take = ARGV[3] == '1'
+local mode = ARGV[3]
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  if not take then return '0' end
-  tokens = burst
-  ts = now
+local function wait(key, take)
+  local state = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(state[1])
+  local ts = tonumber(state[2])
+  if tokens == nil or ts == nil then
+    if not take then return 0 end
+    tokens = burst
+    ts = now
+  end
+  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+  if tokens < 1 then
+    return (1 - tokens) / rate
+  end
+  if take then
+    redis.call('HSET', key, 'tokens', tostring(tokens - 1), 'ts', tostring(now))
+    redis.call('PEXPIRE', key, ARGV[4])
+  end
+  return 0
 end
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-if tokens < 1 then
-  return tostring((1 - tokens) / rate)
+if mode == '2' then
+  local spent = wait(KEYS[1], false)
+  if spent > 0 then return tostring(spent) end
+  return tostring(wait(KEYS[2], true))
 end
-if take then
-  redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', tostring(now))
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-end
-return '0'
+return tostring(wait(KEYS[1], mode == '1'))
 """
 
 
@@ -94,27 +103,32 @@ class RedisRateLimiter:
 
     async def take(self, key: str) -> float:
         """Take a token for `key` from the shared bucket (the local one while Redis fails)."""
-        wait = await self._call(key, take=True)
+        wait = await self._call([key], mode=1)
         return self.fallback.take(key) if wait is None else wait
 
     async def wait_for(self, key: str) -> float:
         """Seconds until `key` may take a token from the shared bucket (the local one while Redis fails)."""
-        wait = await self._call(key, take=False)
+        wait = await self._call([key], mode=0)
         return self.fallback.wait_for(key) if wait is None else wait
+
+    async def take_unless_spent(self, key: str, guard: str) -> float:
+        """`guard`'s wait when its shared budget is spent, else a token for `key`: one script, one round trip."""
+        wait = await self._call([guard, key], mode=2)
+        return (self.fallback.wait_for(guard) or self.fallback.take(key)) if wait is None else wait
 
     async def close(self) -> None:
         """Close the connection pool."""
         await self._redis.aclose()
 
-    async def _call(self, key: str, *, take: bool) -> float | None:
+    async def _call(self, keys: list[str], *, mode: int) -> float | None:
         """The script's answer, or None when Redis failed (or is being left alone after a failure)."""
         now = time.monotonic()
         if self._failing_since is not None and now < self._next_try:
             return None
-        args: list[Any] = [repr(self.rate_per_s), self.burst, 1 if take else 0, self.ttl_ms]
+        args: list[Any] = [repr(self.rate_per_s), self.burst, mode, self.ttl_ms]
         try:
             async with asyncio.timeout(self.timeout_s):
-                answer = await self._script(keys=[KEY_PREFIX + key], args=args)
+                answer = await self._script(keys=[KEY_PREFIX + key for key in keys], args=args)
         except (aioredis.RedisError, OSError, TimeoutError) as exc:
             self._next_try = now + self.retry_after_s
             if self._failing_since is None:

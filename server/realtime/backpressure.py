@@ -8,15 +8,15 @@ consumer too, even when it receives too little to ever fill the queue.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from server.periodic import Periodic
-from server.realtime.manager import unsent_bytes
+from server.realtime.engine import unsent_bytes
+from server.realtime.lean_queue import LeanQueue
 
-SendingView = Callable[[], Iterable[tuple[str, "asyncio.Queue[Any]", Any, int]]]
+SendingView = Callable[[], Iterable[tuple[str, LeanQueue, Any, int]]]
 """(sid, Engine.IO queue, TCP transport or None when polling, frames sent so far) per live connection."""
 
 
@@ -78,8 +78,8 @@ class SendWatchdog:
         """The sids the watchdog holds notes on (each ends with its connection, see `forget`)."""
         return set(self._progress)
 
-    def _queue_stuck(self, progress: SendProgress, queue: asyncio.Queue[Any], now: float) -> bool:
-        pending = queue._queue  # type: ignore[attr-defined]  # the deque behind asyncio.Queue
+    def _queue_stuck(self, progress: SendProgress, queue: LeanQueue, now: float) -> bool:
+        pending = queue.pending
         if not pending:
             progress.head = None
             return False

@@ -15,8 +15,8 @@ import structlog
 from client_sdk.protocol import DisconnectedData, DisconnectReason, EventType
 from server.realtime.connection import Connection
 from server.realtime.delivery import Delivery
-from server.realtime.engine import SESSION_CLOSE_ERRORS, ImmuneSocketServer
-from server.realtime.manager import FanoutManager, transport_of, unsent_bytes
+from server.realtime.engine import SESSION_CLOSE_ERRORS, ImmuneSocketServer, transport_of, unsent_bytes
+from server.realtime.manager import FanoutManager
 from server.realtime.registry import ConnectionRegistry
 from server.realtime.rooms import NAMESPACE
 from server.realtime.stats import RealtimeMetrics, RealtimeStats

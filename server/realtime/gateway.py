@@ -8,7 +8,6 @@ connection by sid (registry.py), each with its state in its `Connection` (connec
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from functools import partial
 from typing import Any
@@ -35,8 +34,9 @@ from server.realtime.connection import Connection
 from server.realtime.delivery import Delivery
 from server.realtime.engine import ImmuneSocketServer, SessionGuard, TransportMetrics
 from server.realtime.errors import ProtocolError
+from server.realtime.lean_queue import LeanQueue
 from server.realtime.limits import KeyedBuckets
-from server.realtime.manager import FanoutManager, record_websockets
+from server.realtime.manager import FanoutManager
 from server.realtime.membership import Membership
 from server.realtime.reaper import ConnectionReaper
 from server.realtime.registry import ConnectionRegistry
@@ -93,7 +93,7 @@ class RealtimeGateway:
         # Every Engine.IO socket learns its aiohttp response: the fast path writes to it, and the
         # send watchdog reads its transport's buffer either way.
         eio = self.sio.eio
-        eio._async = {**eio._async, "websocket": record_websockets(eio._async["websocket"], self.manager.websockets)}
+        eio.record_websockets(self.manager.websockets)
         eio.guard_websockets()
         self.sio.on("connect", self.on_connect)
         self.sio.on("disconnect", self.on_disconnect)
@@ -171,7 +171,7 @@ class RealtimeGateway:
         await self.closer.close_all()
         await self.guard.close_all()  # sessions with no Socket.IO connection: no long-poll outlives this
 
-    def _sending(self) -> list[tuple[str, asyncio.Queue[Any], Any, int]]:
+    def _sending(self) -> list[tuple[str, LeanQueue, Any, int]]:
         """What the send watchdog checks: each live connection's queue, transport and sent count."""
         sockets = self.sio.eio.sockets
         websockets = self.manager.websockets

@@ -6,8 +6,10 @@ coroutine in a Task per wait. This queue keeps the same behaviour for the calls 
 (`put`, `put_nowait`, `get`, `get_nowait`, `task_done`, `join`, `qsize`, `empty`), with plain
 lists, and its `get()` returns a Future, which `wait_for` awaits without a Task.
 
-It keeps asyncio.Queue's attribute names `_queue` (items waiting) and `_getters` (parked
-readers), which the fan-out's fast path and the send watchdog read.
+Two of its lists are public, for the fan-out's fast path (a frame may go straight to the
+transport only while a reader is parked and nothing waits) and the send watchdog (the head of
+the queue): `pending`, the items waiting, and `readers`, the futures of parked readers. Read
+them; only the queue's methods change them.
 
 Engine.IO's `poll()` takes one item with `get()` and then everything else with `get_nowait()`,
 and a long-polling GET answers all of it in one response body, encoded for that connection
@@ -42,13 +44,13 @@ def _size(item: Any) -> int:
 class LeanQueue:
     """An unbounded FIFO with asyncio.Queue's interface, as Engine.IO uses it."""
 
-    __slots__ = ("_batch", "_bulk", "_drained", "_finished", "_getters", "_queue", "_unfinished")
+    __slots__ = ("_batch", "_bulk", "_drained", "_finished", "_unfinished", "pending", "readers")
 
     def __init__(self, maxsize: int = 0) -> None:
         if maxsize:
             raise ValueError("LeanQueue is unbounded; the fan-out bounds it (IMMUNE_MAX_QUEUE)")
-        self._queue: list[Any] = []
-        self._getters: list[asyncio.Future[Any]] = []
+        self.pending: list[Any] = []
+        self.readers: list[asyncio.Future[Any]] = []
         self._unfinished = 0
         self._finished: asyncio.Event | None = None  # made on the first join() that must wait
         self._batch = 0  # payload bytes taken since the last get()
@@ -57,11 +59,11 @@ class LeanQueue:
 
     def qsize(self) -> int:
         """Items waiting."""
-        return len(self._queue)
+        return len(self.pending)
 
     def live_size(self) -> int:
         """Items waiting that were not put as bulk: what the live queue bound (`max_queue`) counts."""
-        return len(self._queue) - self._bulk
+        return len(self.pending) - self._bulk
 
     def put_bulk(self, items: list[Any]) -> None:
         """Queue a replay in order behind what is queued, outside the live count.
@@ -70,12 +72,12 @@ class LeanQueue:
         """
         for item in items:
             self.put_nowait(item)
-            if self._queue and self._queue[-1] is item:  # not handed straight to a parked reader
+            if self.pending and self.pending[-1] is item:  # not handed straight to a parked reader
                 self._bulk += 1
 
     def empty(self) -> bool:
         """True when no item waits."""
-        return not self._queue
+        return not self.pending
 
     def full(self) -> bool:
         """Never: the queue is unbounded."""
@@ -86,14 +88,14 @@ class LeanQueue:
         self._unfinished += 1
         if self._finished is not None:
             self._finished.clear()
-        while self._getters:
-            getter = self._getters.pop(0)
+        while self.readers:
+            getter = self.readers.pop(0)
             if not getter.done():
                 getter.set_result(item)
                 self._batch = _size(item)
                 self._drained = 1
                 return
-        self._queue.append(item)
+        self.pending.append(item)
 
     async def put(self, item: Any) -> None:
         """Same as `put_nowait` (there is no bound to wait for)."""
@@ -101,7 +103,7 @@ class LeanQueue:
 
     def get_nowait(self) -> Any:
         """The oldest item; raises `asyncio.QueueEmpty` when there is none or this drain is full."""
-        if not self._queue:
+        if not self.pending:
             self._batch = 0
             raise asyncio.QueueEmpty
         if self._batch >= MAX_BATCH_BYTES or self._drained >= MAX_PACKETS_PER_POLL:
@@ -114,26 +116,26 @@ class LeanQueue:
     def get(self) -> asyncio.Future[Any]:
         """A future for the oldest item (already resolved when one waits)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self._queue:
+        if self.pending:
             item = self._take()
             self._batch = _size(item)
             self._drained = 1
             future.set_result(item)
         else:
-            self._getters.append(future)
+            self.readers.append(future)
             future.add_done_callback(self._forget_getter)
         return future
 
     def _take(self) -> Any:
-        item = self._queue.pop(0)
+        item = self.pending.pop(0)
         if self._bulk and getattr(item, "bulk", False):
             self._bulk -= 1
         return item
 
     def _forget_getter(self, future: asyncio.Future[Any]) -> None:
         # A reader that gave up (wait_for timed out, task cancelled) must not look parked.
-        if future.cancelled() and future in self._getters:
-            self._getters.remove(future)
+        if future.cancelled() and future in self.readers:
+            self.readers.remove(future)
 
     def task_done(self) -> None:
         """Mark one item taken by `get` as processed (for `join`)."""

@@ -70,6 +70,10 @@ class RateLimiter(Protocol):
         """Seconds until `key` may take a token (0.0 when it may now), taking none."""
         ...
 
+    async def take_unless_spent(self, key: str, guard: str) -> float:
+        """`wait_for(guard)` when that budget is spent, else `take(key)`: both in one call (one round trip)."""
+        ...
+
     async def close(self) -> None:
         """Release what the limiter holds (connections)."""
         ...
@@ -88,6 +92,10 @@ class LocalRateLimiter:
     async def wait_for(self, key: str) -> float:
         """Seconds until `key` may take a token from this node's bucket."""
         return self.buckets.wait_for(key)
+
+    async def take_unless_spent(self, key: str, guard: str) -> float:
+        """`guard`'s wait when its budget is spent, else a token taken for `key`."""
+        return self.buckets.wait_for(guard) or self.buckets.take(key)
 
     async def close(self) -> None:
         """Nothing to release."""

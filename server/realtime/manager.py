@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import struct
-import termios
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
-_TIOCOUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+from server.realtime.engine import IndexedRoomsManager
+
+# Importable from here as before the engine package existed (tests and older importers).
+from server.realtime.engine import record_websockets as record_websockets
+from server.realtime.engine import transport_of as transport_of
+from server.realtime.engine import unsent_bytes as unsent_bytes
 
 
-class FanoutManager(socketio.AsyncManager):
+class FanoutManager(IndexedRoomsManager):
     """Local emit that encodes a message once and enqueues it for each recipient synchronously.
 
     Stock `AsyncManager.emit` creates one task per recipient; here delivery is a bounded
@@ -41,11 +41,6 @@ class FanoutManager(socketio.AsyncManager):
         self.websockets: dict[str, tuple[Any, Any, Any]] = {}
         self.on_overflow: Callable[[str], None] = lambda sid: None
         self.on_connected: Callable[[str], None] = lambda sid: None
-        # namespace → sid → the rooms it is in (None, the namespace's own, included), in join order.
-        # python-socketio answers "which rooms is this sid in" by scanning every room of the
-        # namespace, and each connection has a room of its own, so a disconnect cost O(connections)
-        # and a mass disconnect (a restart, a network blip) O(connections²).
-        self.rooms_of: dict[str, dict[str, dict[Any, None]]] = {}
 
     async def pre_connect(self, eio_sid: str, namespace: str) -> Any:
         """Register the sid (it is in its own room from here on) with a zero delivery count."""
@@ -117,7 +112,7 @@ class FanoutManager(socketio.AsyncManager):
         # Reported after the loop: a cut takes the connection out of its rooms, and a single
         # room's member dict is iterated here without a copy.
         overflowed: list[str] = []
-        for sid, eio_sid in self._participants(namespace, room).items():
+        for sid, eio_sid in self.participants(namespace, room).items():
             if skipped and sid in skipped:
                 continue
             on_websocket = websockets.get(eio_sid)
@@ -128,8 +123,8 @@ class FanoutManager(socketio.AsyncManager):
                 # flight), the socket is on WebSocket (not polling, not mid-upgrade) and nothing
                 # is closing. Otherwise the normal queue keeps the order.
                 if (
-                    queue._getters
-                    and not queue._queue
+                    queue.readers
+                    and not queue.pending
                     and socket.upgraded
                     and not socket.upgrading
                     and not socket.closed
@@ -203,7 +198,7 @@ class FanoutManager(socketio.AsyncManager):
             pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
             frame = text_frame(pkt.encode().encode()) if websockets else None
             sent = 0
-            for sid, eio_sid in self._participants(namespace, room).items():
+            for sid, eio_sid in self.participants(namespace, room).items():
                 if sid in overflowed:
                     continue
                 pending = batched.get(eio_sid)
@@ -213,8 +208,8 @@ class FanoutManager(socketio.AsyncManager):
                         socket, transport, queue = on_websocket
                         # The same conditions as `emit_now`: nothing can be ahead of these frames.
                         if (
-                            queue._getters
-                            and not queue._queue
+                            queue.readers
+                            and not queue.pending
                             and socket.upgraded
                             and not socket.upgrading
                             and not socket.closed
@@ -261,56 +256,6 @@ class FanoutManager(socketio.AsyncManager):
             if room is not None and room != sid:
                 self.basic_leave_room(sid, namespace, room)
 
-    def _participants(self, namespace: str, room: Any) -> dict[str, str]:
-        """sid → Engine.IO sid of everyone in `room` (one room or several), without a generator."""
-        rooms = self.rooms.get(namespace, {})
-        if isinstance(room, str) or not hasattr(room, "__len__"):
-            members = rooms.get(room)
-            return members._fwdm if members is not None else {}
-        merged: dict[str, str] = {}
-        for name in room:
-            members = rooms.get(name)
-            if members is not None:
-                merged.update(members._fwdm)
-        return merged
-
-    def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: str | None = None) -> None:
-        """Join as python-socketio does, and remember the room under the sid."""
-        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
-        self.rooms_of.setdefault(namespace, {}).setdefault(sid, {})[room] = None
-
-    def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
-        """Leave as python-socketio does, and forget the room under the sid."""
-        super().basic_leave_room(sid, namespace, room)
-        by_sid = self.rooms_of.get(namespace)
-        if by_sid is None or sid not in by_sid:
-            return
-        joined = by_sid[sid]
-        joined.pop(room, None)
-        if not joined:
-            del by_sid[sid]
-            if not by_sid:
-                del self.rooms_of[namespace]
-
-    def get_rooms(self, sid: str, namespace: str) -> list[Any]:
-        """The rooms a client is in, from the per-sid index (python-socketio scans every room)."""
-        joined = self.rooms_of.get(namespace, {}).get(sid, {})
-        return [room for room in joined if room is not None]
-
-    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
-        """python-socketio's disconnect bookkeeping, leaving only the sid's own rooms."""
-        if namespace not in self.rooms:
-            return
-        for room in list(self.rooms_of.get(namespace, {}).get(sid, ())):
-            self.basic_leave_room(sid, namespace, room)
-        self.callbacks.pop(sid, None)
-        for pending in (self.pending_connect, self.pending_disconnect):
-            waiting = pending.get(namespace)
-            if waiting is not None and sid in waiting:
-                waiting.remove(sid)
-                if not waiting:
-                    del pending[namespace]
-
     async def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> Any:
         """Forget the connection's counters with it (once it has left every room)."""
         result = await super().disconnect(sid, namespace, **kwargs)
@@ -340,50 +285,3 @@ def text_frame(payload: bytes) -> bytes:
     else:
         header = bytes((0x81, 127)) + size.to_bytes(8, "big")
     return header + payload
-
-
-def unsent_bytes(transport: Any) -> int:
-    """Bytes not yet taken by the peer: the transport's buffer plus the kernel's send queue (Linux)."""
-    pending = int(transport.get_write_buffer_size())
-    sock = transport.get_extra_info("socket")
-    if sock is not None and _TIOCOUTQ is not None:
-        with contextlib.suppress(OSError, ValueError):  # ValueError: the socket is already closed (fd -1)
-            pending += struct.unpack("i", fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0"))[0]
-    return pending
-
-
-def transport_of(socket: Any) -> Any:
-    """The TCP transport under an Engine.IO socket's WebSocket, when it is on one (else None)."""
-    response = getattr(socket, "fast_path_ws", None)
-    writer = getattr(response, "_writer", None)
-    return getattr(writer, "transport", None)
-
-
-def record_websockets(websocket_class: Any, registry: dict[str, tuple[Any, Any, Any]]) -> Any:
-    """Wrap engineio's aiohttp WebSocket so each Engine.IO socket knows its aiohttp response.
-
-    While the WebSocket runs, `registry` maps the Engine.IO sid to (socket, TCP transport, queue).
-    """
-
-    class RecordingWebSocket(websocket_class):
-        async def __call__(self, environ: Any) -> Any:
-            handler: Any = getattr(self, "handler")  # noqa: B009 - set by engineio's constructor
-            socket = getattr(handler, "__self__", None)
-
-            async def recording_handler(ws: Any) -> Any:
-                if socket is not None:
-                    socket.fast_path_ws = ws._sock
-                    transport = transport_of(socket)
-                    if transport is not None:
-                        registry[socket.sid] = (socket, transport, socket.queue)
-                try:
-                    return await handler(ws)
-                finally:
-                    if socket is not None:
-                        socket.fast_path_ws = None
-                        registry.pop(socket.sid, None)
-
-            self.handler = recording_handler
-            return await super().__call__(environ)
-
-    return RecordingWebSocket
