@@ -1,7 +1,7 @@
 """The Socket.IO server: every packet checked before python-socketio acts on it.
 
 Binary attachments are refused (this protocol has none), and a message over
-`IMMUNE_MAX_PAYLOAD_BYTES` (but under the frame limit) reaches the gateway as `OversizedMessage`,
+`IMMUNE_MAX_PAYLOAD_BYTES` (but under the frame limit) reaches client_events.py as `OversizedMessage`,
 so the client gets an error ack instead of a cut.
 """
 
