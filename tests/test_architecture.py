@@ -60,10 +60,10 @@ def test_imports_go_one_way(package: str) -> None:
 
 
 # Who may import the real-time layer from the REST layer: only the typed application keys (the
-# gateway behind `/ws/*`, the rate limiter). A constant or helper both layers need lives in a
-# neutral top-level module (`server/paths.py`, `server/json_limits.py`), not in server/realtime.
+# gateway behind `/ws/*`). A constant or helper both layers need lives in a neutral top-level
+# module (`server/paths.py`, `server/json_limits.py`, `server/rate_limits.py`), not in server/realtime.
 API_MAY_IMPORT_REALTIME = {"server/api/keys.py"}
-NEUTRAL_HELPERS = ("server/paths.py", "server/json_limits.py")
+NEUTRAL_HELPERS = ("server/paths.py", "server/json_limits.py", "server/rate_limits.py")
 
 
 def test_rest_reaches_the_realtime_layer_only_through_its_key() -> None:

@@ -12,10 +12,10 @@ from client_sdk.protocol import ConnectAuth, ErrorCode
 from server.auth import AuthError, Role, TokenAuthority
 from server.config import Settings
 from server.origins import OriginPolicy
+from server.rate_limits import TokenBucket
 from server.realtime.connection import Connection
 from server.realtime.engine import SessionGuard
 from server.realtime.errors import ProtocolError
-from server.realtime.limits import TokenBucket
 from server.realtime.manager import FanoutManager
 from server.realtime.registry import ConnectionRegistry
 from server.realtime.rooms import NAMESPACE, check_event_types, check_room

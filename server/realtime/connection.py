@@ -8,7 +8,7 @@ from datetime import datetime
 
 from client_sdk.protocol import utc_now
 from server.auth import Identity
-from server.realtime.limits import TokenBucket
+from server.rate_limits import TokenBucket
 from server.realtime.replay_frames import ReplayLease
 from server.realtime.resume import ResumePlan
 

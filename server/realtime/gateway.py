@@ -24,6 +24,7 @@ from server.events.dispatcher import Dispatcher
 from server.events.log import EventLog
 from server.events.model import PublishedEvent
 from server.paths import SOCKETIO_PATH
+from server.rate_limits import KeyedBuckets
 from server.realtime import codec
 from server.realtime.activation import Activation, encode_event
 from server.realtime.admission import Admission
@@ -35,7 +36,6 @@ from server.realtime.delivery import Delivery
 from server.realtime.engine import ImmuneSocketServer, SessionGuard, TransportMetrics
 from server.realtime.errors import ProtocolError
 from server.realtime.lean_queue import LeanQueue
-from server.realtime.limits import KeyedBuckets
 from server.realtime.manager import FanoutManager
 from server.realtime.membership import Membership
 from server.realtime.reaper import ConnectionReaper

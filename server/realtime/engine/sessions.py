@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as MetricCounter
 
 from server.client_address import ClientAddresses
+from server.rate_limits import KeyedBuckets
 from server.realtime.engine.access import transport_of
-from server.realtime.limits import KeyedBuckets
 
 log = structlog.get_logger(__name__)
 

@@ -1,4 +1,4 @@
-"""Token buckets for rate limits (SPEC §7): per connection, per identity, per IP."""
+"""Token buckets for rate limits (SPEC §7): per connection, identity and IP, for REST, real-time and the cluster."""
 
 from __future__ import annotations
 
