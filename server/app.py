@@ -38,9 +38,9 @@ from server.events.retention import Retention
 from server.events.writer import GroupCommitWriter
 from server.monitor import Monitor
 from server.origins import OriginPolicy
+from server.rate_limits import KeyedBuckets, LocalRateLimiter, RateLimiter
 from server.realtime.engine import require_library_internals
 from server.realtime.gateway import RealtimeGateway
-from server.realtime.limits import KeyedBuckets, LocalRateLimiter, RateLimiter
 from server.realtime.stats import RealtimeMetrics
 from server.store.db import Database
 from server.store.event_log import SqlEventLog

@@ -207,7 +207,7 @@ class TokenAuthority:
             self._secret = secret
             self.algorithm = "HS256"
         self.algorithms = [self.algorithm]
-        self._verified = VerifiedTokens(self.leeway)
+        self._verified = VerifiedTokens[Identity](self.leeway)
 
     @property
     def can_mint(self) -> bool:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from server.api.keys import SETTINGS
 from server.api.problem import Problem, validation_problem
-from server.realtime.limits import json_depth
+from server.json_limits import json_depth
 
 M = TypeVar("M", bound=BaseModel)
 JSON_CONTENT_TYPE = "application/json"

@@ -13,8 +13,8 @@ from server.events.log import EventLog
 from server.events.publisher import Publisher
 from server.monitor import Monitor
 from server.origins import OriginPolicy
+from server.rate_limits import RateLimiter
 from server.realtime.gateway import RealtimeGateway
-from server.realtime.limits import RateLimiter
 from server.store.db import Database
 
 SETTINGS = web.AppKey("settings", Settings)

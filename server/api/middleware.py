@@ -19,7 +19,7 @@ from aiohttp.typedefs import Handler, Middleware
 from server.api.cors import cors_middleware
 from server.api.problem import problem_middleware
 from server.api.security import auth_middleware
-from server.realtime.gateway import SOCKETIO_PATH
+from server.paths import SOCKETIO_PATH
 
 
 def rest_only(middleware: Middleware) -> Middleware:

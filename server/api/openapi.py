@@ -22,7 +22,7 @@ from client_sdk.protocol import (
 from server.api.bodies import json_response
 from server.api.docs import RouteDoc
 from server.auth import Role
-from server.realtime.gateway import SOCKETIO_PATH
+from server.paths import SOCKETIO_PATH
 
 REF = "#/components/schemas/{model}"
 PROBLEM_SCHEMA = {

@@ -21,7 +21,7 @@ import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from server.realtime.limits import KeyedBuckets
+from server.rate_limits import KeyedBuckets
 
 log = structlog.get_logger(__name__)
 

@@ -8,14 +8,18 @@ from datetime import datetime
 
 from client_sdk.protocol import utc_now
 from server.auth import Identity
-from server.realtime.limits import TokenBucket
+from server.rate_limits import TokenBucket
 from server.realtime.replay_frames import ReplayLease
 from server.realtime.resume import ResumePlan
 
 
 @dataclass(slots=True)
 class Connection:
-    """What the server knows about one Socket.IO connection."""
+    """What the server knows about one Socket.IO connection.
+
+    The frames sent to it are counted by the fan-out, per recipient, in `FanoutManager.sent_by_sid`
+    (the hot path's one dict increment); `ConnectionRegistry.describe` reads them from there.
+    """
 
     sid: str
     eio_sid: str
@@ -27,7 +31,6 @@ class Connection:
     connected_at: datetime = field(default_factory=utc_now)
     last_activity: datetime = field(default_factory=utc_now)
     last_activity_monotonic: float = field(default_factory=time.monotonic)
-    messages_sent: int = 0
     messages_received: int = 0
     active: bool = False
     closing: bool = False
@@ -46,3 +49,9 @@ class Connection:
         self.messages_received += 1
         self.last_activity = utc_now()
         self.last_activity_monotonic = time.monotonic()
+
+    def release_replay(self) -> None:
+        """Give back what its resume holds (the plan read at connect, the replay being sent): it has ended."""
+        for plan_or_lease in (self.resume, self.replay):
+            if plan_or_lease is not None:
+                plan_or_lease.release()

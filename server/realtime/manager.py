@@ -50,7 +50,7 @@ class FanoutManager(IndexedRoomsManager):
         return sid
 
     async def connect(self, sid: str, namespace: str) -> Any:
-        """Mark connected, then let the gateway send `connected` and join rooms at once."""
+        """Mark connected, then let activation (activation.py) send `connected` and join rooms at once."""
         result = await super().connect(sid, namespace)
         self.on_connected(sid)
         return result

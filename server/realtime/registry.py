@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from client_sdk.protocol import InfoData
 from server.realtime.connection import Connection
 from server.realtime.stats import RealtimeStats
 
@@ -18,10 +19,18 @@ class ConnectionRegistry:
     found for a kick and counted in the stats only once active (its `connected` was sent).
     """
 
-    def __init__(self, node_id: str, stats: RealtimeStats, messages_sent: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        stats: RealtimeStats,
+        messages_sent: Callable[[], int],
+        sent_to: Callable[[str], int],
+    ) -> None:
         self.node_id = node_id
         self.stats = stats
         self._messages_sent = messages_sent
+        # Frames sent to one connection: counted by the fan-out per recipient (manager.sent_by_sid).
+        self._sent_to = sent_to
         self._by_sid: dict[str, Connection] = {}
         self._per_user: Counter[str] = Counter()
         # A user's connections on the other nodes of a cluster (server/cluster/presence.py).
@@ -85,6 +94,21 @@ class ConnectionRegistry:
             for room in conn.rooms:
                 counts[room] = counts.get(room, 0) + 1
         return counts
+
+    def describe(self, conn: Connection) -> InfoData:
+        """The `info` data of a connection (also served by GET /ws/connections/{id})."""
+        return InfoData(
+            connection_id=conn.connection_id,
+            client_id=conn.client_id,
+            user=conn.identity.subject,
+            roles=list(conn.identity.roles),
+            rooms=list(conn.rooms),
+            event_types=list(conn.event_types),
+            connected_at=conn.connected_at,
+            last_activity=conn.last_activity,
+            messages_sent=self._sent_to(conn.sid),
+            messages_received=conn.messages_received,
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """This node's figures for GET /ws/stats (SPEC §8)."""

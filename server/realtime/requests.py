@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,23 +18,29 @@ from client_sdk.protocol import (
     RoomsData,
     utc_now,
 )
+from server.config import Settings
 from server.realtime.connection import Connection
 from server.realtime.errors import ProtocolError
 from server.realtime.rooms import check_event_types, check_room
 
-if TYPE_CHECKING:
-    from server.realtime.gateway import RealtimeGateway
-
 Handler = Callable[[Connection, Any], Awaitable[Ack]]
+SetMembership = Callable[[Connection, list[str], list[str]], None]
+"""Move a connection to exactly these rooms and this filter, atomically."""
+Describe = Callable[[Connection], InfoData]
+"""The `info` data of a connection."""
 M = TypeVar("M", bound=BaseModel)
 
 
 class ClientRequests:
-    """Validates and executes client events; every outcome is an Ack, never an exception."""
+    """Validates and executes client events; every outcome is an Ack, never an exception.
 
-    def __init__(self, gateway: RealtimeGateway) -> None:
-        self.gateway = gateway
-        self.settings = gateway.settings
+    It knows the rest of the real-time layer only through the two callables it is given.
+    """
+
+    def __init__(self, settings: Settings, set_membership: SetMembership, describe: Describe) -> None:
+        self.settings = settings
+        self._set_membership = set_membership
+        self._describe = describe
         self.handlers: dict[str, Handler] = {
             "ping": self.ping,
             "join": self.join,
@@ -60,7 +66,7 @@ class ClientRequests:
                 "too many rooms for one connection",
                 {"limit": self.settings.max_rooms_per_connection},
             )
-        self.gateway.set_membership(conn, [*conn.rooms, room], conn.event_types)
+        self._set_membership(conn, [*conn.rooms, room], conn.event_types)
         return _ok(f"joined {room}", RoomsData(room=room, rooms=list(conn.rooms)))
 
     async def leave(self, conn: Connection, arg: Any) -> Ack:
@@ -69,7 +75,7 @@ class ClientRequests:
         check_room(room, identity=None)  # leaving needs no permission
         if room not in conn.rooms:
             return _ok("not in room", RoomsData(room=room, rooms=list(conn.rooms)))
-        self.gateway.set_membership(conn, [r for r in conn.rooms if r != room], conn.event_types)
+        self._set_membership(conn, [r for r in conn.rooms if r != room], conn.event_types)
         return _ok(f"left {room}", RoomsData(room=room, rooms=list(conn.rooms)))
 
     async def subscribe(self, conn: Connection, arg: Any) -> Ack:
@@ -78,18 +84,18 @@ class ClientRequests:
         merged = list(dict.fromkeys([*conn.event_types, *wanted]))
         if len(merged) > self.settings.max_filter_size:
             raise ProtocolError(ErrorCode.INVALID_REQUEST, "filter too large", {"limit": self.settings.max_filter_size})
-        self.gateway.set_membership(conn, conn.rooms, merged)
+        self._set_membership(conn, conn.rooms, merged)
         return _ok("subscribed", FilterData(event_types=list(conn.event_types)))
 
     async def unsubscribe(self, conn: Connection, arg: Any) -> Ack:
         """Remove types from the filter; removing the last one means "all types" again."""
         unwanted = set(check_event_types(_parse(FilterRequest, arg).event_types))
-        self.gateway.set_membership(conn, conn.rooms, [t for t in conn.event_types if t not in unwanted])
+        self._set_membership(conn, conn.rooms, [t for t in conn.event_types if t not in unwanted])
         return _ok("unsubscribed", FilterData(event_types=list(conn.event_types)))
 
     async def info(self, conn: Connection, _arg: Any) -> Ack:
         """Describe this connection."""
-        return _ok("info", self.gateway.describe(conn))
+        return _ok("info", self._describe(conn))
 
 
 def _ok(message: str, data: BaseModel | InfoData) -> Ack:

@@ -2,7 +2,7 @@
 
 The backlog is read from the durable log while the connect is validated (async), up to the id
 the dispatcher had delivered at that moment. Between that read and the moment the connection
-joins its rooms (synchronous, in `RealtimeGateway._activate`) a few more events may be
+joins its rooms (synchronous, in `Activation.activate`) a few more events may be
 delivered; they are taken from `RecentEvents`, a short in-memory tail of the dispatched stream,
 so the replay ends exactly where live delivery begins.
 """

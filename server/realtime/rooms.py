@@ -18,6 +18,8 @@ from client_sdk.protocol import ErrorCode, unknown_event_types, unknown_rooms
 from server.auth import Identity
 from server.realtime.errors import ProtocolError
 
+NAMESPACE = "/"
+"""The one Socket.IO namespace this server serves: every room below lives in it."""
 BROADCAST = "*"
 INTERNAL_PREFIX = "#"
 

@@ -4,7 +4,7 @@ The rest of server/realtime uses only the names exported here (tests/test_archit
 that no module outside this package touches a private attribute of a library object):
 
 - `socketio_server.py`: `ImmuneSocketServer`, every Socket.IO packet checked before
-  python-socketio acts on it; oversized messages reach the gateway as `OversizedMessage`.
+  python-socketio acts on it; oversized messages reach client_events.py as `OversizedMessage`.
 - `engineio_server.py`: `ImmuneEngineServer`, the real peer address, per-IP handshake bounds,
   bounded polling, the WebSocket driver wrappers swapped in, lean queues.
 - `sessions.py`: `SessionGuard`, each Engine.IO session's state until it closes, its protocol

@@ -136,7 +136,7 @@ REQUIRED: tuple[Internal, ...] = (
     Internal(
         "python-engineio",
         "AsyncServer.reason and AsyncSocket.close(reason=)",
-        "engine/sessions.py, engine/engineio_server.py, gateway.py",
+        "engine/sessions.py, engine/engineio_server.py, closing.py",
         lambda: (
             hasattr(engineio.AsyncServer, "reason") and _has_parameter(eio_async_socket.AsyncSocket.close, "reason")()
         ),

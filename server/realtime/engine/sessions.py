@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import engineio
 import socketio
@@ -20,13 +20,18 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as MetricCounter
 
 from server.client_address import ClientAddresses
+from server.rate_limits import KeyedBuckets
 from server.realtime.engine.access import transport_of
-from server.realtime.limits import KeyedBuckets
-
-if TYPE_CHECKING:
-    from server.realtime.engine.engineio_server import ImmuneEngineServer
 
 log = structlog.get_logger(__name__)
+
+
+class EngineSockets(Protocol):
+    """What the guard needs of the Engine.IO server (`ImmuneEngineServer`): its sockets and close reasons."""
+
+    sockets: dict[str, Any]
+    reason: Any
+
 
 PROTOCOL_ERROR_LIMIT = 3
 """Malformed Socket.IO packets one session may send before it is closed (the first is logged)."""
@@ -98,7 +103,7 @@ class SessionGuard:
         self.sessions: dict[str, Session] = {}
         self.pending: dict[str, Session] = {}  # the sessions without a Socket.IO connection yet
         self.pending_per_ip: Counter[str] = Counter()
-        self.engine: ImmuneEngineServer | None = None
+        self.engine: EngineSockets | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.posts: set[asyncio.Task[Any]] = set()  # long-polling POSTs being handled

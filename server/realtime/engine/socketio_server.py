@@ -1,7 +1,7 @@
 """The Socket.IO server: every packet checked before python-socketio acts on it.
 
 Binary attachments are refused (this protocol has none), and a message over
-`IMMUNE_MAX_PAYLOAD_BYTES` (but under the frame limit) reaches the gateway as `OversizedMessage`,
+`IMMUNE_MAX_PAYLOAD_BYTES` (but under the frame limit) reaches client_events.py as `OversizedMessage`,
 so the client gets an error ack instead of a cut.
 """
 
@@ -24,7 +24,7 @@ MAX_ATTACHMENTS = 10
 
 
 class ClientEventHandler(Protocol):
-    """What the socket server hands each client event to (the gateway)."""
+    """What the socket server hands each client event to (`ClientEvents`, realtime/client_events.py)."""
 
     async def handle_client_event(self, sid: str, event: Any, args: list[Any], wants_ack: bool) -> dict[str, Any]:
         """Run one client event and return the ack body."""

@@ -1,4 +1,4 @@
-"""Token buckets for rate limits (SPEC §7): per connection, per identity, per IP."""
+"""Token buckets for rate limits (SPEC §7): per connection, identity and IP, for REST, real-time and the cluster."""
 
 from __future__ import annotations
 
@@ -99,20 +99,3 @@ class LocalRateLimiter:
 
     async def close(self) -> None:
         """Nothing to release."""
-
-
-def json_depth(value: object, limit: int) -> int:
-    """Nesting depth of a decoded JSON value, counting stops past `limit` (cheap on hostile input)."""
-    deepest = 0
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > deepest:
-            deepest = depth
-            if deepest > limit:
-                return deepest
-        if isinstance(item, dict):
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list):
-            stack.extend((child, depth + 1) for child in item)
-    return deepest
