@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import Clients, RunningServer, rest
@@ -198,3 +199,10 @@ async def test_rest_responses_echo_or_assign_a_request_id(server: RunningServer)
     # Errors from the inner middlewares (here: no token) carry it too; one is made up when absent.
     status, _, response = await rest(server, "GET", "/ws/stats", role=None)
     assert status == 401 and re.fullmatch(r"[0-9a-f]{16}", response.headers["X-Request-ID"])
+    # Each request gets its own, also on one kept-alive connection (one aiohttp task serves them all).
+    async with aiohttp.ClientSession() as session:
+        made_up = set()
+        for _ in range(3):
+            async with session.get(server.url + "/ws/stats") as reply:
+                made_up.add(reply.headers["X-Request-ID"])
+    assert len(made_up) == 3 and all(re.fullmatch(r"[0-9a-f]{16}", rid) for rid in made_up)
