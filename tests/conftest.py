@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import Cluster
+from tests.cluster.support import Cluster
 from tests.peer import ScriptedPeer
 from tests.postgres import PostgresServer
 from tests.redis_server import RedisServer

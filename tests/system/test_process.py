@@ -10,8 +10,8 @@ import pytest
 
 from server.auth import TokenAuthority
 from server.config import Settings
+from tests.security.test_security_keys import assert_one_line_refusal, run_serve
 from tests.support import Clients, ServerProcess
-from tests.test_security_keys import assert_one_line_refusal, run_serve
 
 SECRET = "test-secret-" + "x" * 32
 

@@ -69,7 +69,7 @@ async def stats(url: str) -> dict[str, Any]:
     Each probe is its own subject: REST budgets are shared by the nodes, and polling must not
     spend the budget a test sets low for its own identities.
     """
-    from tests.test_process import SECRET
+    from tests.system.test_process import SECRET
 
     probe = TokenAuthority(Settings(data_dir=Path("."), jwt_secret=SECRET)).mint(f"probe-{uuid4().hex}", ["admin"])
     async with (

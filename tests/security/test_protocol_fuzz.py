@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from server.auth import TokenAuthority
 from server.config import Settings
 from tests.eio import SEP, open_polling, open_websocket, rss_kb
+from tests.security.test_transport_hardening import SECRET, assert_json_lines, log_lines
 from tests.support import Clients, ServerProcess
-from tests.test_transport_hardening import SECRET, assert_json_lines, log_lines
 
 ACK_CODES = {"invalid_request", "unknown_room", "forbidden", "unknown_event_type", "unknown_action", "rate_limited"}
 CONNECT_CODES = {"unauthorized", "invalid_request", "forbidden", "rate_limited", "too_many_connections"}

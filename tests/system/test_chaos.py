@@ -14,7 +14,7 @@ import orjson
 from client_sdk.client import Event
 from tests.proxy import CuttableProxy
 from tests.support import ROOT, SdkClients, ServerProcess, wait_until
-from tests.test_process import token_for
+from tests.system.test_process import token_for
 
 AGENT = {
     "agent_type": "b_cell",

@@ -12,13 +12,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.cluster import Cluster
+from tests.cluster.support import Cluster
 from tests.conftest import ClusterFactory
 from tests.haproxy import HAProxy
 from tests.support import Clients, wait_until
-from tests.test_chaos import log_events
-from tests.test_process import token_for
-from tests.test_resume_restart import ROOMS, TYPES, ResumingClient, assert_exactly, post_batch
+from tests.system.test_chaos import log_events
+from tests.system.test_process import token_for
+from tests.system.test_resume_restart import ROOMS, TYPES, ResumingClient, assert_exactly, post_batch
 
 
 @pytest.fixture

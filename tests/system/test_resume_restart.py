@@ -17,8 +17,8 @@ import socketio
 
 from tests.js_runner import NodeResumer
 from tests.support import Clients, Recorder, ServerProcess, wait_until
-from tests.test_chaos import log_events
-from tests.test_process import token_for
+from tests.system.test_chaos import log_events
+from tests.system.test_process import token_for
 
 ROOMS = ["agents"]
 TYPES = ["custom.a", "custom.all"]

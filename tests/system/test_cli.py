@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.security.test_security_keys import clean_env
 from tests.support import ROOT, Clients, ServerProcess, free_port
-from tests.test_process import token_for
-from tests.test_security_keys import clean_env
+from tests.system.test_process import token_for
 
 SECRET = {"IMMUNE_JWT_SECRET": "s" * 40}
 

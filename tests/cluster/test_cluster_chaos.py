@@ -18,13 +18,13 @@ import aiohttp
 import asyncpg
 
 from client_sdk.client import Event, ImmuneClient
-from tests.cluster import Cluster
+from tests.cluster.support import Cluster
 from tests.conftest import ClusterFactory
 from tests.haproxy import HAProxy
 from tests.js_runner import NodeResumer
 from tests.support import Clients, wait_until
-from tests.test_process import token_for
-from tests.test_resume_restart import ResumingClient
+from tests.system.test_process import token_for
+from tests.system.test_resume_restart import ResumingClient
 
 BODIES = [
     {"event_type": "custom.a", "room": "agents"},

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.domain.test_agents_api import create, room_events, settle
+from tests.events.test_concurrency import writer
 from tests.support import Clients, RunningServer, rest
-from tests.test_agents_api import create, room_events, settle
-from tests.test_concurrency import writer
 
 
 async def test_domain_flow_and_events_on_postgres(pg_server: RunningServer, socket_clients: Clients) -> None:

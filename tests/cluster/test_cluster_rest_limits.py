@@ -19,7 +19,7 @@ from server.config import Settings
 from tests.conftest import ClusterFactory
 from tests.redis_server import RedisServer
 from tests.support import ServerProcess
-from tests.test_process import SECRET
+from tests.system.test_process import SECRET
 
 BURST = 3
 LIMITS = {"IMMUNE_REST_PER_MIN": "1", "IMMUNE_REST_BURST": str(BURST)}

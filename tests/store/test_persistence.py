@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests import support
+from tests.domain.test_agents_api import create
 from tests.support import rest, start_server
-from tests.test_agents_api import create
 
 
 async def test_restart_keeps_agents_tasks_election_and_events(tmp_path: Path) -> None:

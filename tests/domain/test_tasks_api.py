@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.domain.test_agents_api import create, room_events, settle
 from tests.support import Clients, RunningServer, rest
-from tests.test_agents_api import create, room_events, settle
 
 
 async def new_task(server: RunningServer, **body: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.support import Clients, Recorder, ServerProcess
-from tests.test_process import token_for
+from tests.system.test_process import token_for
 
 PRODUCERS = 6
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # package → prefixes its modules must never import (every import counts: top level, inside a
 # function, or under TYPE_CHECKING).

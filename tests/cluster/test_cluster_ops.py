@@ -17,10 +17,10 @@ import aiohttp
 
 from server.auth import TokenAuthority
 from server.config import Settings
-from tests.cluster import stats
+from tests.cluster.support import stats
 from tests.conftest import ClusterFactory
 from tests.support import Clients, Recorder, ServerProcess, connect_error
-from tests.test_process import SECRET, token_for
+from tests.system.test_process import SECRET, token_for
 
 
 def token(sub: str, role: str = "admin") -> str:
