@@ -186,6 +186,7 @@ class ImmuneClient:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._runner = self._delivery = None
+        await self._teardown()  # an attempt cancelled while connecting leaves its HTTP session open
         await self.rest.close()
 
     @property

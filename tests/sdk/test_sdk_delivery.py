@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import pytest
 
@@ -145,3 +146,15 @@ async def test_a_bad_event_goes_to_on_error_when_given(peer: ScriptedPeer) -> No
         await wait_until(lambda: len(reported) == 1)
     assert reported[0].event_id == 10**9 and handled == []
     assert client.last_event_id == 10**9
+
+
+async def test_closing_while_a_connect_is_under_way_releases_its_http_session() -> None:
+    # A server that completes TCP handshakes (the kernel's backlog) and never answers: the attempt
+    # is still waiting for the WebSocket upgrade when close() runs.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        client = ImmuneClient(f"http://127.0.0.1:{silent.getsockname()[1]}", backoff_initial_s=0.05)
+        with pytest.raises(ServerUnreachable):
+            await client.connect(timeout_s=0.5)
+        await client.close()
+    # An HTTP session left open is a ResourceWarning (an error here) when the garbage collection after
+    # each test (tests/conftest.py) finds it: the test then fails at teardown.
