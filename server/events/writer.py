@@ -24,6 +24,7 @@ from server.events.errors import Overloaded, StoreUnavailable
 from server.events.log import EventLog
 from server.events.model import PublishedEvent
 from server.events.unit_of_work import StagedEvents, UnitOfWork
+from server.periodic import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -120,9 +121,7 @@ class GroupCommitWriter:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), drain_timeout_s)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         while not self._queue.empty():
             unit = self._queue.get_nowait()
             if not unit.future.done():

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as MetricCounter
 
 from server.client_address import ClientAddresses
+from server.periodic import cancel_and_wait
 from server.rate_limits import KeyedBuckets
 from server.realtime.engine.access import transport_of
 
@@ -258,9 +259,7 @@ class SessionGuard:
     async def stop(self) -> None:
         """Stop the sweep; forced closes under way are given a moment to finish."""
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            await cancel_and_wait(self._sweeper)
             self._sweeper = None
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1.0)
