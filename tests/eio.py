@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,3 +94,44 @@ def rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS")
+
+
+def masked_text_frame(text: str) -> bytes:
+    """One client → server WebSocket text frame, masked as RFC 6455 requires of clients."""
+    data = text.encode()
+    mask = os.urandom(4)
+    header = bytearray([0x81])
+    if len(data) < 126:
+        header.append(0x80 | len(data))
+    else:
+        header.append(0x80 | 126)
+        header += len(data).to_bytes(2, "big")
+    return bytes(header) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+async def raw_socketio_websocket(
+    port: int, auth: dict[str, Any], opened: list[socket.socket], timeout: float = 10.0
+) -> tuple[socket.socket, bytes]:
+    """A WebSocket on a bare socket with a tiny receive window (noted in `opened`, for the caller to close):
+    the Engine.IO handshake by hand, then the Socket.IO CONNECT with `auth`. Returns the socket and what
+    it read (the 101 response and the Engine.IO open packet)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    opened.append(sock)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny window fills fast
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+    received = b""
+    while b'"sid"' not in received:
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, 4096), timeout)
+        assert chunk, "server closed during the handshake"
+        received += chunk
+    await loop.sock_sendall(sock, masked_text_frame("40" + json.dumps(auth)))
+    return sock, received

@@ -24,7 +24,7 @@ def event_ids(rec: Recorder) -> list[int]:
     return [payload["event_id"] for _, payload in rec.events if payload.get("event_id") is not None]
 
 
-async def commit_without_dispatch(server: RunningServer, count: int) -> list[int]:
+async def commit_behind_the_dispatcher(server: RunningServer, count: int) -> list[PublishedEvent]:
     """Commit `count` events to the log that the dispatcher is never handed (a late committer)."""
     db, event_log = server.app[DATABASE], server.app[EVENT_LOG]
     async with db.transaction() as conn:
@@ -34,7 +34,12 @@ async def commit_without_dispatch(server: RunningServer, count: int) -> list[int
             for n in range(1, count + 1)
         ]
         await event_log.write(conn, staged)
-    return [event.event_id for event in staged]
+    return staged
+
+
+async def commit_without_dispatch(server: RunningServer, count: int) -> list[int]:
+    """The ids of `count` events committed behind the dispatcher's back."""
+    return [event.event_id for event in await commit_behind_the_dispatcher(server, count)]
 
 
 async def test_an_id_beyond_the_next_is_held_until_the_gap_is_read_back_from_the_log(

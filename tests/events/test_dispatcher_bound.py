@@ -7,11 +7,11 @@ back from the log in their turn, so the stream stays complete and in order.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
-from server.api.keys import DATABASE, EVENT_LOG
+from server.api.keys import EVENT_LOG
 from server.events.dispatcher import Dispatcher
 from server.events.model import PublishedEvent
+from tests.events.test_delivery_gaps import commit_behind_the_dispatcher
 from tests.support import RunningServer, wait_until
 
 
@@ -32,19 +32,6 @@ class RecordingSink:
         return [event_id for batch in self.batches for event_id in batch]
 
 
-async def commit(server: RunningServer, count: int) -> list[PublishedEvent]:
-    """Commit `count` events to the log, handed to no dispatcher."""
-    db, event_log = server.app[DATABASE], server.app[EVENT_LOG]
-    async with db.transaction() as conn:
-        head = await event_log.lock_head(conn)
-        staged = [
-            PublishedEvent(head + n, "custom.bound", datetime.now(UTC), {"n": n}, "test", ("agents",))
-            for n in range(1, count + 1)
-        ]
-        await event_log.write(conn, staged)
-    return staged
-
-
 async def started_dispatcher(server: RunningServer, max_pending: int) -> tuple[Dispatcher, RecordingSink]:
     dispatcher = Dispatcher(server.app[EVENT_LOG], gap_timeout_s=0.05, max_pending=max_pending)
     sink = RecordingSink()
@@ -56,7 +43,7 @@ async def started_dispatcher(server: RunningServer, max_pending: int) -> tuple[D
 async def test_events_past_the_bound_are_read_back_from_the_log_in_order(server: RunningServer) -> None:
     dispatcher, sink = await started_dispatcher(server, max_pending=5)
     try:
-        events = await commit(server, 20)
+        events = await commit_behind_the_dispatcher(server, 20)
         expected = [event.event_id for event in events]
         # The first id is late; the other 19 arrive newest first (the worst order for a heap).
         dispatcher.submit(reversed(events[1:]))
@@ -79,7 +66,7 @@ async def test_events_past_the_bound_are_read_back_from_the_log_in_order(server:
 async def test_an_event_in_sequence_passes_a_full_heap_at_once(server: RunningServer) -> None:
     dispatcher, sink = await started_dispatcher(server, max_pending=5)
     try:
-        events = await commit(server, 20)
+        events = await commit_behind_the_dispatcher(server, 20)
         dispatcher.submit(events[15:])  # the five newest fill the heap
         assert dispatcher.pending == 5
         dispatcher.submit(events[:15])  # in sequence: delivered now, with the held five behind them
@@ -93,7 +80,7 @@ async def test_an_event_in_sequence_passes_a_full_heap_at_once(server: RunningSe
 async def test_a_dropped_tail_is_delivered_with_no_later_event_to_reveal_the_gap(server: RunningServer) -> None:
     dispatcher, sink = await started_dispatcher(server, max_pending=2)
     try:
-        events = await commit(server, 6)
+        events = await commit_behind_the_dispatcher(server, 6)
         dispatcher.submit(events[1:])  # 2 held, 3 dropped; id 1 missing
         assert (dispatcher.pending, dispatcher.dropped) == (2, 3)
         dispatcher.submit(events[:1])  # delivers 1..3 at once; 4..6 are only in the log now

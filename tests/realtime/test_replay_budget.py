@@ -7,9 +7,7 @@ then never read. The server's memory is read from /proc/PID/status.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from server.config import Settings
 from server.store.db import Database
 from server.store.tables import event_rooms, events, log_meta
 from tests.conftest import ServerFactory
+from tests.eio import raw_socketio_websocket
 from tests.support import Clients, ServerProcess, wait_until
 
 SECRET = "test-secret-" + "x" * 32
@@ -74,18 +73,6 @@ def rss_bytes(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def _masked_text_frame(text: str) -> bytes:
-    data = text.encode()
-    mask = os.urandom(4)
-    header = bytearray([0x81])
-    if len(data) < 126:
-        header.append(0x80 | len(data))
-    else:
-        header.append(0x80 | 126)
-        header += len(data).to_bytes(2, "big")
-    return bytes(header) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-
-
 def _connected_data(received: bytes) -> dict[str, Any] | None:
     """The `connected` data if the frames read so far hold it (it is a small first frame)."""
     marker = b'42["connected",'
@@ -101,36 +88,12 @@ def _connected_data(received: bytes) -> dict[str, Any] | None:
         return None
 
 
-async def send_resume(port: int, auth: dict[str, Any], opened: list[socket.socket]) -> tuple[socket.socket, bytes]:
-    """Open a raw WebSocket (noted in `opened`) and send the Socket.IO CONNECT; returns the socket and what it read."""
-    loop = asyncio.get_running_loop()
-    sock = socket.socket()
-    opened.append(sock)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny window fills fast
-    sock.setblocking(False)
-    await loop.sock_connect(sock, ("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    request = (
-        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
-        f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    await loop.sock_sendall(sock, request.encode())
-    received = b""
-    while b'"sid"' not in received:
-        chunk = await asyncio.wait_for(loop.sock_recv(sock, 4096), 10)
-        assert chunk, "server closed during the handshake"
-        received += chunk
-    await loop.sock_sendall(sock, _masked_text_frame("40" + json.dumps(auth)))
-    return sock, received
-
-
 async def stalled_resume(
     port: int, auth: dict[str, Any], opened: list[socket.socket]
 ) -> tuple[socket.socket, dict[str, Any]]:
     """Resume over a raw WebSocket, read only up to `connected`, then never read again."""
     loop = asyncio.get_running_loop()
-    sock, received = await send_resume(port, auth, opened)
+    sock, received = await raw_socketio_websocket(port, auth, opened)
     while (data := _connected_data(received)) is None:
         chunk = await asyncio.wait_for(loop.sock_recv(sock, 4096), 20)
         assert chunk, "server closed before connected"
@@ -343,7 +306,9 @@ async def test_a_failed_backlog_read_leaves_no_connection_behind(
     event_log.read_ids = broken_read_ids  # type: ignore[method-assign]
     port = int(server.url.rsplit(":", 1)[1])
     try:
-        await send_resume(port, {"token": server.token("viewer"), "rooms": ["agents"], "last_event_id": 0}, raw_sockets)
+        await raw_socketio_websocket(
+            port, {"token": server.token("viewer"), "rooms": ["agents"], "last_event_id": 0}, raw_sockets
+        )
         await asyncio.wait_for(failed.wait(), 10)
     finally:
         event_log.read_ids = read_ids  # type: ignore[method-assign]

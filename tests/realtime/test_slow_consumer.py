@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import socket
 from typing import Any
 
@@ -15,46 +13,18 @@ from server.api.keys import GATEWAY, PUBLISHER
 from server.events.model import PublishedEvent
 from server.realtime.manager import transport_of, unsent_bytes
 from tests.conftest import ServerFactory
+from tests.eio import raw_socketio_websocket
 from tests.support import Clients, RunningServer, rest, wait_until
 
 PAYLOAD = "x" * 20_000
 
 
-def _masked_text_frame(text: str) -> bytes:
-    data = text.encode()
-    mask = os.urandom(4)
-    header = bytearray([0x81])
-    if len(data) < 126:
-        header.append(0x80 | len(data))
-    else:
-        header.append(0x80 | 126)
-        header += len(data).to_bytes(2, "big")
-    return bytes(header) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-
-
 async def raw_client(server: RunningServer, rooms: list[str] | None = None) -> tuple[socket.socket, bytes]:
     """Complete the Engine.IO and Socket.IO handshakes by hand; returns the socket and the frames read so far."""
-    loop = asyncio.get_running_loop()
     port = int(server.url.rsplit(":", 1)[1])
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tiny window fills fast
-    sock.setblocking(False)
-    await loop.sock_connect(sock, ("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    request = (
-        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
-        f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    await loop.sock_sendall(sock, request.encode())
-    received = b""
-    while b'"sid"' not in received:  # the 101 response and the Engine.IO open packet
-        chunk = await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
-        assert chunk, "server closed during the handshake"
-        received += chunk
+    auth = {"token": server.token(sub="stalled"), "rooms": rooms or ["agents"]}
+    sock, received = await raw_socketio_websocket(port, auth, opened=[], timeout=5)
     assert b" 101 " in received
-    auth = json.dumps({"token": server.token(sub="stalled"), "rooms": rooms or ["agents"]})
-    await loop.sock_sendall(sock, _masked_text_frame("40" + auth))
     return sock, received.split(b"\r\n\r\n", 1)[1]
 
 
